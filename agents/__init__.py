@@ -1,0 +1,1 @@
+"""Agents behind one interface: LaMo, Decision Transformer, CQL, BC (and d3rlpy's IQL, TD3+BC)."""

@@ -1,0 +1,147 @@
+"""The one interface every agent implements, so the orchestrator and evaluator never see a concrete agent.
+
+Shape (like d3rlpy): a typed `*Config` dataclass holds every hyperparameter with the paper's default; the
+agent class is built from that config plus a `TaskSpec` (the task's spaces and the few task facts a model
+needs); the model math lives in its own module.
+
+Evaluation goes through `EpisodePolicy`: a batched, stateful policy over N parallel episodes. Return-
+conditioned agents (DT, LaMo) keep per-episode history and return-to-go inside it; Q-learning and BC agents
+ignore the target and history.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self
+
+import numpy as np
+
+from bench.data.trajectories import TrajectoryDataset
+from bench.errors import BenchError
+from bench.tasks import Task
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What an agent needs to know about its task: spaces, context length and return scaling."""
+
+    task: str
+    observation_shape: tuple[int, ...]
+    action_dim: int  # width of a continuous action, or number of discrete actions
+    discrete: bool
+    context_length: int
+    max_episode_steps: int
+    reward_scale: float
+    rtg_targets: tuple[float, ...]
+
+    @classmethod
+    def from_task(cls, task: Task, dataset: TrajectoryDataset | None = None,
+                  action_dim: int | None = None, observation_shape: tuple[int, ...] | None = None) -> TaskSpec:
+        """Spaces come from the dataset when given, else from the task's environment."""
+        if dataset is not None:
+            observation_shape = observation_shape or dataset.observation_shape
+            action_dim = action_dim or dataset.action_dim
+        if observation_shape is None or action_dim is None:
+            from bench.envs.factory import env_spaces
+
+            obs_shape, act_dim = env_spaces(task)
+            observation_shape = observation_shape or obs_shape
+            action_dim = action_dim or act_dim
+        return cls(
+            task=task.name, observation_shape=tuple(observation_shape), action_dim=int(action_dim),
+            discrete=task.action_kind == "discrete", context_length=task.context_length,
+            max_episode_steps=task.max_episode_steps, reward_scale=task.paper.reward_scale,
+            rtg_targets=task.rtg_targets,
+        )
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Base of every agent config. Subclasses add their fields, with the paper's defaults on them."""
+
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-4
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Self:
+        """A copy with some fields changed; an unknown field is a one-line error naming the valid ones."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise BenchError(
+                f"unknown {type(self).__name__} field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(names))}"
+            )
+        return replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EpisodePolicy(Protocol):
+    """A batched policy over `num_envs` episodes that run in lock step.
+
+    The evaluator calls `act` with the current observations of all episodes, steps the environments, then
+    calls `observe` with the rewards so return-conditioned policies can update their return-to-go.
+    """
+
+    def act(self, observations: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, rewards: np.ndarray) -> None: ...
+
+
+EvalCallback = Callable[[int, "Agent"], None]
+LogCallback = Callable[[int, dict[str, float]], None]
+
+
+class Agent(ABC):
+    """Base class of all agents. See the module docstring for the contract."""
+
+    name: ClassVar[str]
+    #: Whether `make_policy` uses the return-to-go target (DT, LaMo) or ignores it (CQL, BC, ...).
+    return_conditioned: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def default_config(cls, task: Task) -> AgentConfig:
+        """The paper's configuration for this task (Appendix F defaults with the task's Table 6 values)."""
+
+    def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
+        self.config = config
+        self.spec = spec
+        self.device = device
+        self.seed = seed
+
+    @abstractmethod
+    def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
+            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None) -> None:
+        """Train for `steps` gradient steps; call `on_eval(step, self)` every `eval_every` steps (and at the end)
+        and `on_log(step, metrics)` with training metrics (at least `loss`) at the same points."""
+
+    @abstractmethod
+    def make_policy(self, num_envs: int, rtg_target: float | None) -> EpisodePolicy:
+        """A fresh batched policy for `num_envs` new episodes, conditioned on `rtg_target` if applicable."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None:
+        """Write a checkpoint to `path` (a directory), atomically."""
+
+    @abstractmethod
+    def load(self, path: Path) -> None:
+        """Restore weights written by `save`."""
+
+    @abstractmethod
+    def num_params(self) -> tuple[int, int]:
+        """(total, trainable) parameter counts."""
+
+
+def eval_steps(steps: int, eval_every: int) -> list[int]:
+    """The training steps after which an agent evaluates: every `eval_every`, plus the final step."""
+    if eval_every <= 0:
+        return [steps]
+    points = list(range(eval_every, steps + 1, eval_every))
+    if not points or points[-1] != steps:
+        points.append(steps)
+    return points

@@ -1,0 +1,48 @@
+"""Making evaluation environments for a task, in one place, so training data and evaluation agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from bench.errors import BenchError
+from bench.tasks import Task
+
+
+def make_env(task: Task) -> gym.Env:
+    """The task's evaluation environment with its time limit."""
+    import bench.envs  # noqa: F401  (registers bench/Reacher2d-v0)
+
+    if task.domain == "kitchen" or task.domain == "pointmaze":
+        import gymnasium_robotics
+
+        gym.register_envs(gymnasium_robotics)
+    if task.env_id.startswith("ALE/"):
+        import ale_py
+
+        gym.register_envs(ale_py)
+    try:
+        return gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
+    except gym.error.Error as e:
+        raise BenchError(f"cannot make environment {task.env_id} for {task.name}: {e}") from None
+
+
+def env_factory(task: Task) -> Callable[[], gym.Env]:
+    return lambda: make_env(task)
+
+
+def env_spaces(task: Task) -> tuple[tuple[int, ...], int]:
+    """(observation shape, action width or number of actions) of the task's environment."""
+    env = make_env(task)
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+        if isinstance(act_space, gym.spaces.Discrete):
+            act_dim = int(act_space.n)
+        else:
+            act_dim = int(np.prod(act_space.shape or (1,)))
+        shape = tuple(obs_space.shape or ())
+        return shape, act_dim
+    finally:
+        env.close()

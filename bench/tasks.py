@@ -1,0 +1,218 @@
+"""The benchmark task registry: every task of the LaMo paper, defined in one place.
+
+A reader looking for "what exactly is hopper-medium here?" should find the whole answer in this file:
+environment, reward type, where its data comes from, how scores are normalized, the paper's context length,
+return-to-go targets, optimiser settings and the sample ratios it was run at. Numbers come from the LaMo
+paper (Shi et al., ICLR 2024) Tables 5-7 and Appendix C-F unless a comment says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from bench.errors import BenchError
+
+RewardType = Literal["sparse", "dense"]
+SourceKind = Literal["minari", "d4rl_hdf5", "generated", "dqn_replay"]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One place a task's dataset can come from.
+
+    `kind` selects the loader; `id` is the loader's own name for the data: a Minari dataset id, a D4RL
+    dataset name (file `<data root>/d4rl/<id>.hdf5`), a generated-dataset id (a Minari dataset this project
+    writes itself under `<data root>/minari/lamo-bench/...`), or a DQN-replay game/run.
+    """
+
+    kind: SourceKind
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class PaperHyperparameters:
+    """The paper's per-task training settings (Table 6 / Appendix F, and the reference code's run.sh)."""
+
+    learning_rate: float
+    weight_decay: float
+    batch_size: int
+    train_steps: int
+    eval_every: int
+    # The paper's final score is the mean over evaluations in the last `report_window` steps.
+    report_window: int
+    lora_rank: int
+    mlp_embedding: bool
+    # Return-to-go and rewards are divided by this before entering the model (reference code).
+    reward_scale: float
+    grad_clip: float = 0.25
+    warmup_steps: int = 2500
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark task: an environment, a dataset recipe and how the paper scored it."""
+
+    name: str
+    domain: str
+    dataset: str
+    reward_type: RewardType
+    env_id: str
+    env_kwargs: dict[str, Any]
+    sources: tuple[DataSource, ...]
+    # Normalized score = 100 * (score - random) / (expert - random)  (paper Table 5).
+    random_score: float
+    expert_score: float
+    context_length: int
+    rtg_targets: tuple[float, ...]
+    max_episode_steps: int
+    action_kind: Literal["continuous", "discrete"]
+    paper: PaperHyperparameters
+    sample_ratios: tuple[float, ...]
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def normalize(self, score: float) -> float:
+        """Map a raw episode return to the paper's 0-100 scale."""
+        return 100.0 * (score - self.random_score) / (self.expert_score - self.random_score)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sources"] = [str(s) for s in self.sources]
+        return d
+
+
+# --- paper hyperparameter blocks --------------------------------------------------------------------------
+
+_MUJOCO = PaperHyperparameters(
+    learning_rate=1e-4, weight_decay=1e-5, batch_size=64, train_steps=100_000, eval_every=2500,
+    report_window=20_000, lora_rank=16, mlp_embedding=True, reward_scale=1000.0,
+)
+# Hopper is the one MuJoCo task the paper runs with linear embeddings ("except for the simplest task").
+_HOPPER = PaperHyperparameters(**{**asdict(_MUJOCO), "mlp_embedding": False})
+_KITCHEN = PaperHyperparameters(**{**asdict(_MUJOCO), "reward_scale": 1.0})
+# Reacher2d: reported over the last 12.5K of 37.5K steps (Appendix D); reward scale 10 (run.sh).
+_REACHER = PaperHyperparameters(
+    **{**asdict(_MUJOCO), "train_steps": 37_500, "report_window": 12_500, "reward_scale": 10.0}
+)
+_MAZE = PaperHyperparameters(**{**asdict(_MUJOCO), "reward_scale": 1.0})
+
+
+def _atari(lr: float, wd: float, steps: int = 100_000, window: int = 20_000) -> PaperHyperparameters:
+    return PaperHyperparameters(
+        learning_rate=lr, weight_decay=wd, batch_size=128, train_steps=steps, eval_every=2500,
+        report_window=window, lora_rank=32, mlp_embedding=True, reward_scale=1.0, grad_clip=1.0,
+    )
+
+
+# --- the registry -----------------------------------------------------------------------------------------
+
+def _mujoco(env: str, env_id: str, dataset: str, random: float, expert: float,
+            targets: tuple[float, ...], ratios: tuple[float, ...]) -> Task:
+    hp = _HOPPER if env == "hopper" else _MUJOCO
+    return Task(
+        name=f"{env}-{dataset}", domain=env, dataset=dataset, reward_type="dense", env_id=env_id,
+        env_kwargs={}, sources=(
+            DataSource("d4rl_hdf5", f"{env}-{dataset}-v2"),
+            DataSource("generated", f"lamo-bench/{env}/{dataset}-v0"),
+        ),
+        random_score=random, expert_score=expert, context_length=20, rtg_targets=targets,
+        max_episode_steps=1000, action_kind="continuous", paper=hp, sample_ratios=ratios,
+        notes="D4RL data is from the v2 (mujoco-py) env; evaluation runs the gymnasium v5 env.",
+    )
+
+
+def _kitchen(dataset: str, ratios: tuple[float, ...]) -> Task:
+    return Task(
+        name=f"kitchen-{dataset}", domain="kitchen", dataset=dataset, reward_type="sparse",
+        env_id="FrankaKitchen-v1",
+        env_kwargs={"tasks_to_complete": ["microwave", "kettle", "light switch", "slide cabinet"]},
+        sources=(
+            DataSource("minari", f"D4RL/kitchen/{dataset}-v2"),
+            DataSource("d4rl_hdf5", f"kitchen-{dataset}-v0"),
+            DataSource("generated", f"lamo-bench/kitchen/{dataset}-v0"),
+        ),
+        random_score=0.0, expert_score=4.0, context_length=20, rtg_targets=(4.0, 5.0),
+        max_episode_steps=280, action_kind="continuous", paper=_KITCHEN, sample_ratios=ratios,
+        notes="Reward = completed subtasks (0-4). Observation flattened to D4RL's 60-dim layout.",
+    )
+
+
+def _atari_task(game: str, env_game: str, random: float, human: float, targets: tuple[float, ...],
+                hp: PaperHyperparameters) -> Task:
+    return Task(
+        name=f"{game}-medium", domain=game, dataset="medium", reward_type="dense",
+        env_id=f"ALE/{env_game}-v5", env_kwargs={"frameskip": 1, "repeat_action_probability": 0.0},
+        sources=(
+            DataSource("dqn_replay", f"{env_game}/1"),
+            DataSource("generated", f"lamo-bench/{game}/medium-v0"),
+        ),
+        random_score=random, expert_score=human, context_length=30, rtg_targets=targets,
+        max_episode_steps=27_000, action_kind="discrete", paper=hp, sample_ratios=(0.1, 1.0),
+        notes="Human-normalized. 'medium' = 1% slice of the DQN-replay buffer (d4rl-atari).",
+    )
+
+
+def _maze(name: str, env_id: str, random: float, expert: float) -> Task:
+    return Task(
+        name=f"pointmaze-{name}", domain="pointmaze", dataset=name, reward_type="sparse", env_id=env_id,
+        env_kwargs={"continuing_task": True, "reset_target": False},
+        sources=(
+            DataSource("minari", f"D4RL/pointmaze/{name}-v2"),
+            DataSource("generated", f"lamo-bench/pointmaze/{name}-v0"),
+        ),
+        random_score=random, expert_score=expert, context_length=20, rtg_targets=(0.5 * expert, expert),
+        max_episode_steps=300 if name == "umaze" else 600, action_kind="continuous", paper=_MAZE,
+        sample_ratios=(0.01, 0.1, 1.0),
+        notes=("Not in the LaMo paper: extra sparse task (D4RL maze2d recipe). Reference scores are D4RL's "
+               "maze2d-*-v1 ones (infos.py); gymnasium-robotics PointMaze differs slightly from maze2d."),
+    )
+
+
+_TASK_LIST: tuple[Task, ...] = (
+    # sparse reward
+    _kitchen("complete", (0.3, 0.5, 1.0)),
+    _kitchen("partial", (0.01, 0.1, 1.0)),
+    Task(
+        name="reacher2d-medium", domain="reacher2d", dataset="medium", reward_type="sparse",
+        env_id="bench/Reacher2d-v0", env_kwargs={},
+        sources=(DataSource("generated", "lamo-bench/reacher2d/medium-v0"),),
+        random_score=0.0, expert_score=100.0, context_length=5, rtg_targets=(40.0, 76.0),
+        max_episode_steps=100, action_kind="continuous", paper=_REACHER, sample_ratios=(0.1, 0.3, 1.0),
+        notes="Paper's own env (not D4RL); 50 episodes of a medium (~36) policy, committed to the repo.",
+    ),
+    _maze("umaze", "PointMaze_UMaze-v3", 23.85, 161.86),
+    _maze("medium", "PointMaze_Medium-v3", 13.13, 277.39),
+    # dense reward: MuJoCo locomotion (D4RL reference scores)
+    *(
+        _mujoco(env, env_id, ds, rnd, exp, tg, ratios)
+        for env, env_id, rnd, exp, tg in (
+            ("hopper", "Hopper-v5", -20.272305, 3234.3, (1800.0, 3600.0)),
+            ("halfcheetah", "HalfCheetah-v5", -280.178953, 12135.0, (8000.0, 12000.0)),
+            ("walker2d", "Walker2d-v5", 1.629008, 4592.3, (2500.0, 5000.0)),
+        )
+        for ds, ratios in (
+            ("medium", (0.005, 0.01, 0.1, 1.0)),
+            ("medium-replay", (0.01,)),
+            ("medium-expert", (1.0,)),
+        )
+    ),
+    # dense reward: Atari (human-normalized; paper Table 5)
+    _atari_task("breakout", "Breakout", 1.7, 31.8, (90.0, 120.0), _atari(1e-3, 1e-2, 50_000, 10_000)),
+    _atari_task("qbert", "Qbert", 163.9, 13455.0, (14000.0,), _atari(1e-3, 1e-5)),
+    _atari_task("pong", "Pong", -20.7, 9.3, (10.0, 20.0), _atari(3e-4, 1e-1)),
+)
+
+TASKS: dict[str, Task] = {t.name: t for t in _TASK_LIST}
+
+
+def get_task(name: str) -> Task:
+    """Look a task up by name, with a one-line error listing the valid names."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise BenchError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
