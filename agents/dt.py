@@ -1,0 +1,306 @@
+"""Decision Transformer, configured as the LaMo paper's DT baseline (random-init GPT-2, 3 layers, 128 wide).
+
+The agent owns training (window batches, AdamW with linear warm-up, gradient clipping), checkpoints and the
+batched evaluation policy. The sequence model itself is `agents.models.trajectory.TrajectoryModel`, which LaMo
+reuses with a pre-trained backbone; LaMo can subclass `DTAgent` and override `build_model`/`training_loss`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from agents.base import Agent, AgentConfig, EvalCallback, LogCallback, TaskSpec, eval_steps
+from agents.models.trajectory import INFERENCE_MODES, InferenceMode, TrajectoryModel, TrajectoryModelConfig
+from bench.data.sampler import WindowBatch, WindowSampler
+from bench.data.trajectories import TrajectoryDataset
+from bench.errors import BenchError
+from bench.tasks import Task
+
+CHECKPOINT_FILE = "agent.pt"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class DTConfig(AgentConfig):
+    """The paper's DT baseline; `default_config(task)` fills in the task-specific values."""
+
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 2500  # linear warm-up from 0, then a constant learning rate
+    grad_clip: float = 0.25
+    context_length: int = 20
+    hidden_size: int = 128
+    n_layer: int = 3
+    n_head: int = 1
+    activation: str = "relu"
+    dropout: float = 0.1
+    mlp_embedding: bool = False
+    mlp_head: bool = False
+    action_tanh: bool = True
+    reward_scale: float = 1000.0  # returns-to-go and rewards are divided by this inside the model
+    max_timestep: int = 1000  # size of the timestep embedding; later steps reuse the last entry
+    # "window" is the paper's evaluation protocol; see agents.models.trajectory for "cached" and "banded".
+    eval_mode: InferenceMode = "window"
+
+    def __post_init__(self) -> None:
+        if self.eval_mode not in INFERENCE_MODES:
+            raise BenchError(f"eval_mode {self.eval_mode!r} is not one of {', '.join(INFERENCE_MODES)}")
+        if self.context_length < 1 or self.max_timestep < 1:
+            raise BenchError("context_length and max_timestep must be at least 1")
+
+
+class SequencePolicy:
+    """Batched return-conditioned policy over `num_envs` lock-step episodes.
+
+    Keeps each episode's history (normalized observations, actions, returns-to-go, timesteps), starts the
+    return-to-go at target / reward_scale and lowers it by reward / reward_scale after every step, as the DT
+    and LaMo reference evaluators do.
+    """
+
+    def __init__(self, model: TrajectoryModel, num_envs: int, rtg_target: float, reward_scale: float,
+                 obs_mean: np.ndarray, obs_std: np.ndarray, mode: InferenceMode, device: str) -> None:
+        if mode not in INFERENCE_MODES:
+            raise BenchError(f"inference mode {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
+        self.model = model
+        self.n = int(num_envs)
+        self.mode = mode
+        self.device = torch.device(device)
+        self.reward_scale = float(reward_scale)
+        self.k = model.config.context_length
+        self.discrete = model.config.discrete
+        self.obs_mean = np.asarray(obs_mean, np.float32).reshape(-1)
+        self.obs_std = np.asarray(obs_std, np.float32).reshape(-1)
+        self.t = 0
+        self.rtg = torch.full((self.n, 1), float(rtg_target) / self.reward_scale, device=self.device)
+        obs_dim, act_dim = model.config.obs_dim, model.config.act_dim
+        self.h_obs = torch.zeros((self.n, 0, obs_dim), device=self.device)
+        self.h_act = (torch.zeros((self.n, 0), dtype=torch.long, device=self.device) if self.discrete
+                      else torch.zeros((self.n, 0, act_dim), device=self.device))
+        self.h_rtg = torch.zeros((self.n, 0, 1), device=self.device)
+        self.h_ts = torch.zeros((self.n, 0), dtype=torch.long, device=self.device)
+        self.cache = model.new_cache() if mode == "cached" else None
+        self.prev_action: torch.Tensor | None = None
+        self._awaiting_observe = False
+
+    def _placeholder_action(self) -> torch.Tensor:
+        if self.discrete:
+            return torch.zeros((self.n, 1), dtype=torch.long, device=self.device)
+        return torch.zeros((self.n, 1, self.model.config.act_dim), device=self.device)
+
+    def _append(self, obs: torch.Tensor, ts: torch.Tensor) -> None:
+        # The window needs only the last K steps, the current one included; the banded mode keeps everything.
+        drop = max(0, self.h_ts.shape[1] - (self.k - 1)) if self.mode == "window" else 0
+
+        def cat(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat((h[:, drop:], x), dim=1)
+
+        self.h_obs = cat(self.h_obs, obs[:, None])
+        self.h_act = cat(self.h_act, self._placeholder_action())
+        self.h_rtg = cat(self.h_rtg, self.rtg[:, None])
+        self.h_ts = cat(self.h_ts, ts[:, None])
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        if self._awaiting_observe:
+            raise RuntimeError("act() called twice without observe() in between")
+        if self.model.training:
+            self.model.eval()
+        flat = np.asarray(observations, np.float32).reshape(self.n, -1)
+        obs = torch.as_tensor((flat - self.obs_mean) / self.obs_std, device=self.device)
+        ts = torch.full((self.n,), self.t, dtype=torch.long, device=self.device)
+        if self.mode == "cached":
+            assert self.cache is not None
+            pred = self.model.step_cached(self.cache, obs, self.rtg, ts, self.prev_action)
+        else:
+            self._append(obs, ts)
+            if self.mode == "window":
+                # Episodes run in lock step, so every row has the same history length and needs no padding.
+                pred = self.model.predict_last(self.h_obs, self.h_act, self.h_rtg, self.h_ts)
+            else:
+                pred = self.model.forward_banded(self.h_obs, self.h_act, self.h_rtg, self.h_ts)[:, -1]
+        action = pred.argmax(-1) if self.discrete else pred.float()
+        if self.mode != "cached":
+            self.h_act[:, -1] = action
+        self.prev_action = action
+        self._awaiting_observe = True
+        return action.cpu().numpy()
+
+    def observe(self, rewards: np.ndarray) -> None:
+        r = torch.as_tensor(np.asarray(rewards, np.float32).reshape(self.n, 1), device=self.device)
+        self.rtg = self.rtg - r / self.reward_scale
+        self.t += 1
+        self._awaiting_observe = False
+
+
+class DTAgent(Agent):
+    """Decision Transformer agent; see the module docstring."""
+
+    name: ClassVar[str] = "dt"
+    return_conditioned: ClassVar[bool] = True
+    config: DTConfig
+
+    @classmethod
+    def default_config(cls, task: Task) -> DTConfig:
+        return DTConfig(
+            batch_size=task.paper.batch_size, grad_clip=task.paper.grad_clip, warmup_steps=task.paper.warmup_steps,
+            dropout=task.paper.dropout, context_length=task.context_length, reward_scale=task.paper.reward_scale,
+            max_timestep=task.max_episode_steps,
+        )
+
+    def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
+        if not isinstance(config, DTConfig):
+            raise BenchError(f"{type(self).__name__} needs a DTConfig, got {type(config).__name__}")
+        super().__init__(config, spec, device=device, seed=seed)
+        obs_dim = int(np.prod(spec.observation_shape))
+        self.obs_mean = np.zeros(obs_dim, np.float32)
+        self.obs_std = np.ones(obs_dim, np.float32)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = self.build_model().to(device)
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+
+    # --- model --------------------------------------------------------------------------------------------
+
+    def model_config(self) -> TrajectoryModelConfig:
+        c = self.config
+        return TrajectoryModelConfig(
+            obs_dim=int(np.prod(self.spec.observation_shape)), act_dim=self.spec.action_dim,
+            discrete=self.spec.discrete, context_length=c.context_length, max_timestep=c.max_timestep,
+            hidden_size=c.hidden_size, n_layer=c.n_layer, n_head=c.n_head, activation=c.activation,
+            dropout=c.dropout, mlp_embedding=c.mlp_embedding, mlp_head=c.mlp_head, action_tanh=c.action_tanh,
+        )
+
+    def build_model(self) -> TrajectoryModel:
+        """The sequence model; LaMo overrides this to pass a pre-trained backbone."""
+        return TrajectoryModel(self.model_config())
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of one window batch, and extra scalar metrics to log (their running means are reported);
+        LaMo adds its language loss here."""
+        loss = self.model.loss(batch["observations"], batch["actions"], batch["returns_to_go"],
+                               batch["timesteps"], batch["mask"])
+        return loss, {}
+
+    def _to_tensors(self, batch: WindowBatch) -> dict[str, torch.Tensor]:
+        dev = self.device
+        actions = torch.as_tensor(batch.actions, device=dev)
+        return {
+            "observations": torch.as_tensor(batch.observations, device=dev).float(),
+            "actions": actions.long() if self.spec.discrete else actions.float(),
+            "returns_to_go": torch.as_tensor(batch.returns_to_go, device=dev).float(),
+            "timesteps": torch.as_tensor(batch.timesteps, device=dev).long(),
+            "mask": torch.as_tensor(batch.mask, device=dev).float(),
+        }
+
+    # --- training -----------------------------------------------------------------------------------------
+
+    def _ensure_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        if self._optimizer is None or self._scheduler is None:
+            c = self.config
+            self._optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=c.learning_rate,
+                                                weight_decay=c.weight_decay)
+            warmup = max(1, c.warmup_steps)
+            self._scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self._optimizer, lambda s: min(1.0, (s + 1) / warmup))
+        return self._optimizer, self._scheduler
+
+    def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
+            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None) -> None:
+        """Train; optimizer and warm-up state carry over if `fit` is called again on the same agent."""
+        if steps < 1:
+            raise BenchError(f"steps must be at least 1, got {steps}")
+        c = self.config
+        sampler = WindowSampler(dataset, c.context_length, reward_scale=c.reward_scale,
+                                max_timestep=c.max_timestep)
+        self.obs_mean, self.obs_std = sampler.obs_mean.copy(), sampler.obs_std.copy()
+        rng = np.random.default_rng(self.seed)
+        optimizer, scheduler = self._ensure_optimizer()
+        params = self.trainable_parameters()
+        points = set(eval_steps(steps, eval_every))
+        dev = torch.device(self.device)
+        cuda = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.seed)
+            self.model.train()
+            sums: dict[str, torch.Tensor] = {}
+            since = 0
+            for step in range(1, steps + 1):
+                loss, extra = self.training_loss(self._to_tensors(sampler.sample(c.batch_size, rng)))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                for key, value in {"loss": loss, **extra}.items():
+                    sums[key] = sums.get(key, 0.0) + value.detach().float()
+                since += 1
+                if step in points:
+                    if on_log is not None:
+                        metrics = {key: float(total) / since for key, total in sums.items()}
+                        on_log(step, {**metrics, "lr": float(scheduler.get_last_lr()[0])})
+                    sums.clear()
+                    since = 0
+                    if on_eval is not None:
+                        self.model.eval()
+                        on_eval(step, self)
+                        self.model.train()
+        self.model.eval()
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+
+    def make_policy(self, num_envs: int, rtg_target: float | None,
+                    mode: InferenceMode | None = None) -> SequencePolicy:
+        """A fresh policy; `mode` overrides the config's `eval_mode` (the throughput benchmark uses it)."""
+        if rtg_target is None:
+            raise BenchError(f"{self.name} is return-conditioned and needs a return-to-go target")
+        self.model.eval()
+        return SequencePolicy(self.model, num_envs, rtg_target, self.config.reward_scale, self.obs_mean,
+                              self.obs_std, mode or self.config.eval_mode, self.device)
+
+    # --- checkpoints --------------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        payload: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
+            "spec": asdict(self.spec), "seed": self.seed,
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "obs_mean": torch.from_numpy(self.obs_mean), "obs_std": torch.from_numpy(self.obs_std),
+        }
+        tmp = path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
+        torch.save(payload, tmp)
+        os.replace(tmp, path / CHECKPOINT_FILE)
+
+    def load(self, path: Path) -> None:
+        file = Path(path) / CHECKPOINT_FILE
+        if not file.is_file():
+            raise BenchError(f"no checkpoint at {file}")
+        try:
+            payload = torch.load(file, map_location=self.device, weights_only=True)
+            if payload.get("agent") != self.name:
+                raise BenchError(f"checkpoint {file} is for agent {payload.get('agent')!r}, not {self.name!r}")
+            self.model.load_state_dict(payload["state_dict"])
+        except (RuntimeError, KeyError, EOFError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise BenchError(f"checkpoint {file} does not fit this {self.name} agent: {first}") from None
+        self.obs_mean = payload["obs_mean"].cpu().numpy().astype(np.float32)
+        self.obs_std = payload["obs_std"].cpu().numpy().astype(np.float32)
+        self.model.eval()
+
+    def num_params(self) -> tuple[int, int]:
+        total = sum(p.numel() for p in self.model.parameters())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        return total, trainable

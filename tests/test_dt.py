@@ -1,0 +1,163 @@
+"""Decision Transformer agent: config from the task, training, policy bookkeeping, seeds and checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agents.base import TaskSpec
+from agents.dt import DTAgent, DTConfig, SequencePolicy
+from agents.models.trajectory import InferenceMode
+from agents.registry import make_agent, make_config
+from bench.data.trajectories import TrajectoryDataset
+from bench.envs.factory import make_env
+from bench.errors import BenchError
+from bench.tasks import get_task
+
+torch.set_num_threads(1)
+TASK = get_task("reacher2d-medium")
+
+
+def _reacher_dataset(episodes: int = 12, seed: int = 0) -> TrajectoryDataset:
+    """Reacher2d episodes of a noisy fixed linear policy: actions are a learnable function of observations."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(scale=0.5, size=(12, 2))
+    env = make_env(TASK)
+    out = []
+    for e in range(episodes):
+        obs, _ = env.reset(seed=1000 + e)
+        rows: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": []}
+        for _ in range(TASK.max_episode_steps):
+            action = np.tanh(obs @ weights + 0.05 * rng.normal(size=2)).astype(np.float32)
+            rows["observations"].append(obs)
+            rows["actions"].append(action)
+            obs, reward, _, _, _ = env.step(action)
+            rows["rewards"].append(np.asarray(reward, np.float32))
+        n = len(rows["rewards"])
+        out.append({
+            "observations": np.stack(rows["observations"]), "actions": np.stack(rows["actions"]),
+            "rewards": np.asarray(rows["rewards"]), "terminals": np.zeros(n, bool),
+            "timeouts": np.arange(n) == n - 1,
+        })
+    env.close()
+    return TrajectoryDataset.from_episodes(out, name="reacher2d-test")
+
+
+@pytest.fixture(scope="module")
+def dataset() -> TrajectoryDataset:
+    return _reacher_dataset()
+
+
+def _agent(dataset: TrajectoryDataset, seed: int = 0, **overrides: object) -> DTAgent:
+    config = DTAgent.default_config(TASK).with_overrides({"warmup_steps": 10, "learning_rate": 1e-3, **overrides})
+    return DTAgent(config, TaskSpec.from_task(TASK, dataset), seed=seed)
+
+
+def test_default_config_follows_task_and_paper() -> None:
+    hopper = get_task("hopper-medium")
+    c = DTAgent.default_config(hopper)
+    assert (c.context_length, c.batch_size, c.grad_clip, c.reward_scale, c.max_timestep) == (20, 64, 0.25, 1000.0,
+                                                                                             1000)
+    assert (c.n_layer, c.hidden_size, c.n_head, c.dropout, c.learning_rate, c.weight_decay) == (3, 128, 1, 0.1, 1e-4,
+                                                                                               1e-4)
+    assert c.warmup_steps == 2500 and c.eval_mode == "window"
+    r = DTAgent.default_config(TASK)
+    assert (r.context_length, r.reward_scale, r.max_timestep) == (5, 10.0, 100)
+    assert isinstance(make_config("dt", TASK), DTConfig)
+    with pytest.raises(BenchError):
+        DTConfig(eval_mode="fast")  # type: ignore[arg-type]
+
+
+def test_training_lowers_loss_and_reports(dataset: TrajectoryDataset) -> None:
+    agent = _agent(dataset, batch_size=16)  # small batches keep the test short on a shared CPU
+    logs: list[tuple[int, dict[str, float]]] = []
+    evals: list[int] = []
+    agent.fit(dataset, 200, eval_every=40, on_log=lambda s, m: logs.append((s, m)),
+              on_eval=lambda s, a: evals.append(s))
+    assert [s for s, _ in logs] == evals == [40, 80, 120, 160, 200]
+    assert all(np.isfinite(m["loss"]) for _, m in logs)
+    assert logs[-1][1]["loss"] < 0.5 * logs[0][1]["loss"]
+    assert logs[-1][1]["lr"] == pytest.approx(1e-3)  # warm-up over, constant afterwards
+    np.testing.assert_allclose(agent.obs_mean, dataset.state_stats()[0], rtol=1e-6)
+
+
+def test_same_seed_same_weights_and_batches(dataset: TrajectoryDataset) -> None:
+    a, b, c = _agent(dataset, seed=3), _agent(dataset, seed=3), _agent(dataset, seed=4)
+    for x, y in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(x, y)
+    assert any(not torch.equal(x, y) for x, y in zip(a.model.parameters(), c.model.parameters(), strict=True))
+    a.fit(dataset, 15)
+    b.fit(dataset, 15)
+    for x, y in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_policy_return_to_go_and_timestep_clipping(dataset: TrajectoryDataset) -> None:
+    agent = _agent(dataset, max_timestep=3)
+    policy = agent.make_policy(2, 40.0)
+    assert isinstance(policy, SequencePolicy)
+    obs = np.zeros((2, 12))
+    for step in range(8):  # runs past max_timestep and past K without index errors
+        action = policy.act(obs)
+        assert action.shape == (2, 2) and np.all(np.abs(action) <= 1.0)
+        policy.observe(np.array([1.0, 0.0]) if step == 0 else np.zeros(2))
+    np.testing.assert_allclose(policy.rtg.numpy().ravel(), [3.9, 4.0], rtol=1e-6)
+    assert policy.h_ts.shape[1] == 5 and int(policy.h_ts.max()) == 7  # window keeps K steps; clipping is in-model
+    with pytest.raises(BenchError):
+        agent.make_policy(1, None)
+
+
+def test_save_load_round_trip(dataset: TrajectoryDataset, tmp_path: Path) -> None:
+    agent = _agent(dataset, seed=1)
+    agent.fit(dataset, 20)
+    agent.save(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["agent.pt"]  # no temp file left
+    other = _agent(dataset, seed=2)
+    other.load(tmp_path / "ckpt")
+    np.testing.assert_array_equal(other.obs_std, agent.obs_std)
+    obs = dataset.observations[:3]
+    p, q = agent.make_policy(3, 76.0), other.make_policy(3, 76.0)
+    for _ in range(7):
+        np.testing.assert_array_equal(p.act(obs), q.act(obs))
+        p.observe(np.ones(3))
+        q.observe(np.ones(3))
+    with pytest.raises(BenchError, match="no checkpoint"):
+        other.load(tmp_path / "missing")
+    wider = DTAgent(replace(agent.config, hidden_size=64), agent.spec)
+    with pytest.raises(BenchError, match="does not fit"):
+        wider.load(tmp_path / "ckpt")
+
+
+def test_num_params_and_registry(dataset: TrajectoryDataset) -> None:
+    agent = make_agent("dt", TASK, TaskSpec.from_task(TASK, dataset))
+    total, trainable = agent.num_params()
+    assert total == trainable and 500_000 < total < 800_000  # 3 x 128-wide GPT-2 blocks plus embeddings
+
+
+def test_discrete_actions_train_and_act() -> None:
+    rng = np.random.default_rng(0)
+    episodes = []
+    for _ in range(8):
+        obs = rng.normal(size=(30, 4)).astype(np.float32)
+        episodes.append({"observations": obs, "actions": obs[:, :3].argmax(1), "rewards": np.ones(30),
+                         "terminals": np.arange(30) == 29, "timeouts": np.zeros(30, bool)})
+    data = TrajectoryDataset.from_episodes(episodes)
+    spec = TaskSpec(task="toy", observation_shape=(4,), action_dim=3, discrete=True, context_length=4,
+                    max_episode_steps=30, reward_scale=1.0, rtg_targets=(30.0,))
+    config = DTConfig(context_length=4, max_timestep=30, reward_scale=1.0, warmup_steps=1, learning_rate=1e-3,
+                      batch_size=16)
+    agent = DTAgent(config, spec)
+    logs: list[float] = []
+    agent.fit(data, 120, eval_every=40, on_log=lambda s, m: logs.append(m["loss"]))
+    assert logs[-1] < 0.5 * logs[0]
+    modes: tuple[InferenceMode, ...] = ("window", "cached")
+    for mode in modes:
+        policy = agent.make_policy(5, 30.0, mode=mode)
+        for t in range(6):  # past K, so the cached mode feeds previous (discrete) actions back in
+            acts = policy.act(data.observations[5 * t:5 * t + 5])
+            assert acts.dtype == np.int64 and acts.shape == (5,) and set(acts.tolist()) <= {0, 1, 2}
+            policy.observe(np.ones(5))
