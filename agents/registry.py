@@ -22,6 +22,7 @@ class AgentEntry:
     target: str  # "module:Class" of the Agent subclass
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    base: str = ""  # for a variant: the agent it varies (results group variants under it)
 
     def agent_class(self) -> type[Agent]:
         module, cls = self.target.split(":")

@@ -82,6 +82,70 @@ def data_info_cmd(
     console.print(table)
 
 
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs; values are parsed as JSON when they can be (numbers, true/false), else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--set {pair!r} is not key=value; example: --set learning_rate=3e-4")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+@app.command("train")
+def train_cmd(
+    agent: Annotated[str, typer.Argument(help="Agent name (dt, cql, bc, iql, td3+bc, lamo, ...).")],
+    task: Annotated[str, typer.Argument(help="Task name (see `bench tasks`).")],
+    ratio: Annotated[float, typer.Option(help="Sample ratio of trajectories, in (0, 1].")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed: subsample, weight init, batches and eval episodes.")] = 0,
+    steps: Annotated[int, typer.Option(help="Gradient steps.")] = 2000,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every this many steps (and at the end).")] = 500,
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes per return-to-go target.")] = 10,
+    source: Annotated[str | None, typer.Option(help="Data source kind or kind:id; default: first present.")] = None,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Agent config override key=value.")] = None,
+    name: Annotated[str, typer.Option(help="Results folder under results/.")] = "train",
+    as_json: JsonFlag = False,
+) -> None:
+    """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
+    from bench.paths import results_root
+    from bench.results import RunStore
+    from bench.trial import TrialSpec, run_trial
+
+    spec = TrialSpec(agent=agent, task=task, ratio=ratio, seed=seed, steps=steps, eval_every=eval_every,
+                     eval_episodes=episodes, overrides=_parse_overrides(overrides or []), source=source,
+                     device=device)
+    store = RunStore(results_root() / name)
+    result = run_trial(spec, run=name, checkpoint_dir=store.trial_dir(spec.trial_id) / "checkpoint")
+    store.write_trial(spec.trial_id, result.evals, result.final)
+    store.merge()
+    f = result.final
+    if as_json:
+        from dataclasses import asdict
+
+        _print_json({"final": asdict(f), "evals": [asdict(r) for r in result.evals]})
+        return
+    table = Table(title=f"{agent} on {task} (ratio {ratio:g}, seed {seed})")
+    for col in ("step", "rtg target", "loss", "normalized score", "return", "wall s"):
+        table.add_column(col, justify="right")
+    for r in result.evals:
+        table.add_row(str(r.step), "-" if r.rtg_target is None else f"{r.rtg_target:g}",
+                      "-" if r.loss is None else f"{r.loss:.4f}", f"{r.score_mean:.1f} ± {r.score_std:.1f}",
+                      f"{r.return_mean:.1f}", f"{r.wall_time_s:.1f}")
+    console.print(table)
+    target = "-" if f.rtg_target is None else f"{f.rtg_target:g}"
+    console.print(
+        f"final (mean of last {f.extra['report_window']} steps, target {target}): {f.final_score:.1f}   "
+        f"last {f.last_score:.1f}   best {f.best_score:.1f}   params {f.params_total:,} total / "
+        f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
+    )
+    console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
