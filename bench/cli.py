@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -144,6 +145,90 @@ def train_cmd(
         f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
     )
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
+
+
+def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:
+    """Options given as repeated flags and/or comma lists: --seeds 0,1 --seeds 2."""
+    if not values:
+        return None
+    out = []
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            if part:
+                try:
+                    out.append(cast(part))
+                except ValueError:
+                    raise BenchError(f"{part!r} is not a valid {cast.__name__}") from None
+    return out
+
+
+@app.command("run")
+def run_cmd(
+    suite: Annotated[str, typer.Option(help="Suite name (smoke, sparse, dense, mujoco, kitchen, atari, ablations, "
+                                            "all) or a path to your own TOML.")] = "smoke",
+    profile: Annotated[str | None, typer.Option(help="Budget profile: paper, quick, smoke (default: the suite's).")]
+    = None,
+    agents: Annotated[list[str] | None, typer.Option(help="Only these agents (comma list).")] = None,
+    tasks: Annotated[list[str] | None, typer.Option(help="Only these tasks (comma list).")] = None,
+    ratios: Annotated[list[str] | None, typer.Option(help="Only these sample ratios (comma list).")] = None,
+    seeds: Annotated[list[str] | None, typer.Option(help="Only these seeds (comma list).")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name: results go to results/<name>/.")] = None,
+    resume: Annotated[bool, typer.Option(help="Finish a killed run: skip trials that already have results.")] = False,
+    max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials at once.")] = None,
+    address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster (default: local Ray).")]
+    = None,
+    device: Annotated[str, typer.Option(help="torch device for trials when no GPU is scheduled.")] = "cpu",
+    dry_run: Annotated[bool, typer.Option(help="Print the grid and its estimated cost; run nothing.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a suite's grid of (agent, task, ratio, seed) trials with Ray Tune into results/<run>/."""
+    from bench.orchestrator import build_grid, estimate_seconds, run_grid, write_manifest
+    from bench.paths import results_root
+    from bench.results import RunStore
+    from bench.suites import get_profile, load_suite
+
+    s = load_suite(suite)
+    p = get_profile(profile or s.default_profile)
+    plan = build_grid(s, p, agents=_split(agents), tasks=_split(tasks), ratios=_split(ratios, float),
+                      seeds=_split(seeds, int), device=device)
+    run_name = name or f"{s.name}-{p.name}"
+    est = sum(estimate_seconds(t) for t in plan.trials)
+    if dry_run:
+        doc = {"run": run_name, "suite": s.name, "profile": p.name, "trials": len(plan.trials),
+               "estimated_cpu_core_hours": est / 3600, "skipped_tasks": plan.skipped,
+               "deviations_from_paper": p.deviations(),
+               "grid": [{"trial_id": t.trial_id, "agent": t.agent, "task": t.task, "ratio": t.ratio, "seed": t.seed,
+                         "steps": t.steps, "estimated_s": round(estimate_seconds(t), 1)} for t in plan.trials]}
+        if as_json:
+            _print_json(doc)
+            return
+        table = Table(title=f"{run_name}: {len(plan.trials)} trials, about {est / 3600:.2f} CPU-core hours "
+                            f"(rough estimate)")
+        for col in ("agent", "task", "ratio", "seed", "steps", "est. s"):
+            table.add_column(col)
+        for t in plan.trials:
+            table.add_row(t.agent, t.task, f"{t.ratio:g}", str(t.seed), str(t.steps), f"{estimate_seconds(t):.0f}")
+        console.print(table)
+        for task, why in plan.skipped.items():
+            console.print(f"[yellow]skipped {task}[/yellow]: {why}")
+        return
+    if not plan.trials:
+        raise BenchError(f"suite {s.name} has no runnable trials (skipped: {', '.join(plan.skipped) or 'none'})")
+    store = RunStore(results_root() / run_name)
+    for task, why in plan.skipped.items():
+        console.print(f"skipped {task}: {why}", style="yellow")
+    start = time.perf_counter()
+    write_manifest(store, s, p, plan, address)
+    counts = run_grid(plan, store, run_name, max_concurrent, address, resume, progress=not as_json)
+    counts_doc = {"run": run_name, "results": str(store.root), "wall_time_s": round(time.perf_counter() - start, 1),
+                  **counts}
+    if as_json:
+        _print_json(counts_doc)
+    else:
+        console.print(counts_doc)
+    if counts.get("missing"):
+        raise BenchError(f"{counts['missing']} trials of {run_name} have no result; run again with --resume")
 
 
 def main() -> None:

@@ -1,0 +1,238 @@
+"""`bench run`: the grid of (agent, task, ratio, seed) trials, run as Ray Tune trials, into a results store.
+
+Each trial is a plain Ray Tune function trainable around `bench.trial.run_trial_safely`: it loads and
+subsamples the dataset, fits the agent, `tune.report`s loss and normalized score at every evaluation, and
+writes its rows and checkpoint to `results/<run>/trials/<trial_id>/`. The driver then merges the per-trial
+files into the run tables. `--resume` skips trials whose final row exists, so a killed run finishes the
+missing trials without duplicating or losing rows. On a multi-node Ray cluster (`--address`), the results
+folder must be on a filesystem every node can write (trials write their own files).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.paths import REPO_ROOT
+from bench.results import RunStore, atomic_write_json
+from bench.suites import Profile, Suite
+from bench.tasks import get_task
+from bench.trial import TrialSpec
+
+#: Rough single-CPU-core training speed (steps/s) at the quick profile's batch sizes on a small task, used
+#: only for `--dry-run`'s cost estimate. Measured here with `bench perf`; order-of-magnitude figures.
+ROUGH_STEPS_PER_SEC = {"dt": 12.0, "lamo": 4.0, "cql": 15.0, "bc": 300.0, "iql": 60.0, "td3+bc": 80.0}
+ROUGH_ENV_STEPS_PER_SEC = 2000.0
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    trials: list[TrialSpec]
+    skipped: dict[str, str]  # task -> why it is not run (no dataset, with how to get it)
+
+
+def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, tasks: list[str] | None = None,
+               ratios: list[float] | None = None, seeds: list[int] | None = None, device: str = "cpu",
+               skip_missing_data: bool = True) -> GridPlan:
+    """Every (agent, task, ratio, seed) cell of the suite, after the command-line filters."""
+    from agents.registry import get_entry
+    from bench.data.loaders import resolve_source
+    from bench.data.subsample import check_ratio
+
+    chosen_agents = agents or list(suite.agents)
+    chosen_tasks = tasks or list(suite.tasks)
+    for a in chosen_agents:
+        get_entry(a)
+    for t in chosen_tasks:
+        get_task(t)
+    for r in ratios or []:
+        check_ratio(r)
+    skipped: dict[str, str] = {}
+    trials = []
+    for task in chosen_tasks:
+        try:
+            resolve_source(get_task(task))
+        except BenchError as e:
+            if not skip_missing_data:
+                raise
+            skipped[task] = str(e)
+            continue
+        for ratio in ratios or suite.ratios.get(task, get_task(task).sample_ratios):
+            for seed in seeds or list(suite.seeds):
+                for agent in chosen_agents:
+                    entry = get_entry(agent)
+                    trials.append(TrialSpec(
+                        agent=agent, task=task, ratio=float(ratio), seed=int(seed), steps=profile.steps_for(task),
+                        eval_every=profile.eval_every, eval_episodes=profile.eval_episodes, profile=profile.name,
+                        overrides=profile.overrides_for(agent, entry.base or entry.name), device=device,
+                    ))
+    return GridPlan(trials, skipped)
+
+
+def estimate_seconds(spec: TrialSpec) -> float:
+    """Order-of-magnitude wall time of one trial on one CPU core (training + evaluation)."""
+    from agents.registry import get_entry
+
+    entry = get_entry(spec.agent)
+    rate = ROUGH_STEPS_PER_SEC.get(entry.base or entry.name, 10.0)
+    task = get_task(spec.task)
+    n_evals = len(range(spec.eval_every, spec.steps + 1, spec.eval_every)) or 1
+    targets = len(task.rtg_targets) if (entry.base or entry.name) in ("dt", "lamo") else 1
+    eval_env_steps = n_evals * targets * spec.eval_episodes * task.max_episode_steps
+    return spec.steps / rate + eval_env_steps / ROUGH_ENV_STEPS_PER_SEC
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain"], capture_output=True,
+                               text=True, timeout=10)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("lamo-bench", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "gymnasium-robotics", "mujoco",
+                "minari", "ray", "numpy", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, address: str | None) -> None:
+    """Everything needed to reproduce or audit the run: grid, hyperparameters, data hashes, versions, machine."""
+    from agents.registry import make_config
+    from bench.data.loaders import load_task_dataset
+
+    configs: dict[str, Any] = {}
+    hashes: dict[str, Any] = {}
+    for spec in plan.trials:
+        key = f"{spec.agent}@{spec.task}"
+        if key not in configs:
+            configs[key] = make_config(spec.agent, get_task(spec.task), spec.overrides).to_dict()
+        if spec.task not in hashes:
+            ds = load_task_dataset(get_task(spec.task), spec.source)
+            hashes[spec.task] = {"source": ds.metadata.get("source"), "content_hash": ds.content_hash(),
+                                 "episodes": ds.num_episodes, "transitions": ds.num_transitions}
+    import torch
+
+    manifest = {
+        "run": store.root.name, "suite": asdict(suite), "profile": asdict(profile),
+        "deviations_from_paper": profile.deviations(), "trials": [asdict(t) | {"trial_id": t.trial_id}
+                                                                  for t in plan.trials],
+        "skipped_tasks": plan.skipped, "agent_configs": configs, "datasets": hashes,
+        "versions": package_versions(), "git_commit": _git_commit(),
+        "machine": {"host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "cuda": torch.cuda.is_available(),
+                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    "ray_address": address or "local"},
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_json(store.root / "manifest.json", manifest)
+
+
+def _trainable(config: dict[str, Any]) -> None:
+    """The Ray Tune function trainable: one trial, reporting at every evaluation."""
+    import torch
+    from ray import tune
+
+    from bench.trial import run_trial_safely
+
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    spec = TrialSpec(**config["spec"])
+    store = RunStore(Path(config["store"]))
+
+    def report(step: int, metrics: dict[str, float]) -> None:
+        tune.report({"step": step, **metrics, "done": False})
+
+    final = run_trial_safely(spec, store, config["run"], on_report=report)
+    ckpt = store.trial_dir(spec.trial_id) / "checkpoint"
+    metrics = {"step": final.steps, "final_score": final.final_score if final.final_score is not None else float("nan"),
+               "status": final.status, "done": True}
+    if ckpt.is_dir():
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
+    else:
+        tune.report(metrics)
+
+
+def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | None, address: str | None,
+             resume: bool, progress: bool = True) -> dict[str, int]:
+    """Run the missing trials of the grid with Ray Tune; returns counts of ok / failed / skipped trials."""
+    import ray
+    from ray import tune
+
+    done = store.finished_trials()
+    if done and not resume:
+        raise BenchError(f"run {run!r} already has {len(done)} finished trials in {store.root}; "
+                         f"accepted: --resume to finish it, or another --name")
+    todo = [t for t in plan.trials if t.trial_id not in done]
+    counts = {"already_done": len(plan.trials) - len(todo), "ok": 0, "failed": 0}
+    if todo:
+        env_vars = {k: v for k, v in os.environ.items() if k.startswith("LAMO_BENCH_") or k == "MUJOCO_GL"}
+        env_vars.setdefault("LAMO_BENCH_DATA", str(_abs_data_root()))
+        env_vars["PYTHONWARNINGS"] = "ignore"
+        cuda = _cuda_available()
+        init_kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                       "runtime_env": {"env_vars": env_vars}, "logging_level": "ERROR"}
+        if address:
+            init_kwargs["address"] = address
+        else:
+            init_kwargs["num_cpus"] = os.cpu_count() or 1
+        ray.init(**init_kwargs)
+        try:
+            resources = {"cpu": 1, "gpu": 1.0 / max(1, len(todo)) if cuda else 0}
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if gpus:
+                resources["gpu"] = min(1.0, gpus / max(1, min(len(todo), max_concurrent or len(todo))))
+            param_space = {
+                "spec": tune.grid_search([asdict(t) | {"device": "cuda" if gpus else t.device} for t in todo]),
+                "store": str(store.root.resolve()), "run": run, "threads": 1,
+            }
+            from bench.progress import TrialProgress
+
+            callback = TrialProgress(len(todo), enabled=progress)
+            tuner = tune.Tuner(
+                tune.with_resources(_trainable, resources),
+                param_space=param_space,
+                tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False),
+                run_config=tune.RunConfig(name="ray", storage_path=str((store.root / "ray_tune").resolve()),
+                                          verbose=0, callbacks=[callback],
+                                          failure_config=tune.FailureConfig(max_failures=0)),
+            )
+            with callback:
+                tuner.fit()
+        finally:
+            ray.shutdown()
+    _, final = store.merge()
+    planned = {t.trial_id for t in plan.trials}
+    final = final[final["trial_id"].isin(planned)]
+    counts["ok"] = int((final["status"] == "ok").sum())
+    counts["failed"] = int((final["status"] == "failed").sum())
+    counts["missing"] = len(planned) - len(final)
+    return counts
+
+
+def _abs_data_root() -> Path:
+    from bench.paths import data_root
+
+    return data_root().resolve()
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())

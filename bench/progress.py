@@ -1,0 +1,113 @@
+"""Live progress of a `bench run` in the terminal: trials done, running, failed, and the best score so far."""
+
+from __future__ import annotations
+
+import math
+import time
+from types import TracebackType
+from typing import Any
+
+from ray.tune import Callback
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class TrialProgress(Callback):
+    """A Ray Tune callback that keeps one rich table up to date (plain lines when stdout is not a terminal)."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.running: dict[str, dict[str, Any]] = {}
+        self.done = 0
+        self.failed = 0
+        self.best: dict[str, float] = {}  # "agent task" -> best mean normalized score seen
+        self.start = time.perf_counter()
+        self.console: Console = Console(stderr=True)
+        self.live: Live | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment state; the terminal handles stay behind.
+        state = self.__dict__.copy()
+        state["console"] = None
+        state["live"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.console = Console(stderr=True)
+
+    def __enter__(self) -> TrialProgress:
+        if self.enabled and self.console.is_terminal:
+            self.live = Live(self._table(), console=self.console, refresh_per_second=2)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(exc_type, exc, tb)
+        elif self.enabled:
+            self.console.print(self._line())
+
+    def _name(self, trial: Any) -> str:
+        spec = trial.config["spec"]
+        return f"{spec['agent']} {spec['task']} r{spec['ratio']:g} s{spec['seed']}"
+
+    def _line(self) -> str:
+        return (f"[{time.perf_counter() - self.start:7.0f}s] trials: {self.done}/{self.total} done, "
+                f"{len(self.running)} running, {self.failed} failed")
+
+    def _table(self) -> Table:
+        table = Table(title=self._line())
+        for col in ("running trial", "step", "score", "loss"):
+            table.add_column(col)
+        for name, m in sorted(self.running.items()):
+            table.add_row(name, str(m.get("step", "-")), _fmt(m.get("score")), _fmt(m.get("loss"), 4))
+        if self.best:
+            table.add_section()
+            for key, value in sorted(self.best.items()):
+                table.add_row(f"best so far: {key}", "", _fmt(value), "")
+        return table
+
+    def _refresh(self, force_line: bool = False) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+        elif self.enabled and force_line:
+            self.console.print(self._line())
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.running[self._name(trial)] = {}
+        self._refresh()
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        name = self._name(trial)
+        if result.get("done"):
+            if result.get("status") == "failed":
+                self.failed += 1
+            return
+        self.running[name] = result
+        score = result.get("score")
+        if isinstance(score, float) and math.isfinite(score):
+            spec = trial.config["spec"]
+            key = f"{spec['agent']} {spec['task']}"
+            self.best[key] = max(self.best.get(key, -math.inf), score)
+        self._refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.running.pop(self._name(trial), None)
+        self.done += 1
+        self._refresh(force_line=True)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.running.pop(self._name(trial), None)
+        self.done += 1
+        self.failed += 1
+        self._refresh(force_line=True)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and math.isfinite(value) else "-"
