@@ -172,6 +172,10 @@ def _trainable(config: dict[str, Any]) -> None:
 def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | None, address: str | None,
              resume: bool, progress: bool = True) -> dict[str, int]:
     """Run the missing trials of the grid with Ray Tune; returns counts of ok / failed / skipped trials."""
+    if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
+        # Keep a single-machine Ray on loopback: without this Ray resolves 127.0.0.1 to the machine's external
+        # address (it is read when ray is first imported, so set it before the import).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray import tune
 
@@ -190,6 +194,7 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                                        "runtime_env": {"env_vars": env_vars}, "logging_level": "ERROR"}
         if address:
             init_kwargs["address"] = address
+            _use_cluster_token_if_any()
         else:
             init_kwargs["num_cpus"] = os.cpu_count() or 1
         ray.init(**init_kwargs)
@@ -224,6 +229,18 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
     counts["failed"] = int((final["status"] == "failed").sum())
     counts["missing"] = len(planned) - len(final)
     return counts
+
+
+def _use_cluster_token_if_any() -> None:
+    """`ray start` turns on token authentication when a token exists (~/.ray/auth_token), but a connecting
+    `ray.init(address=...)` does not; do what `ray start` does so both sides agree."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # older Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _abs_data_root() -> Path:

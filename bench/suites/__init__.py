@@ -45,9 +45,11 @@ class Profile:
             out.append(f"evaluation every {self.eval_every} steps instead of {PAPER_EVAL_EVERY}")
         if self.eval_episodes != PAPER_EVAL_EPISODES:
             out.append(f"{self.eval_episodes} evaluation episodes instead of {PAPER_EVAL_EPISODES}")
+        paper = load_profiles()["paper"].agent_overrides  # settings the paper profile spells out are the paper's
         for agent, overrides in self.agent_overrides.items():
             for key, value in overrides.items():
-                out.append(f"{agent}: {key} = {value!r}")
+                if paper.get(agent, {}).get(key, object()) != value:
+                    out.append(f"{agent}: {key} = {value!r}")
         return out
 
 

@@ -1,0 +1,138 @@
+"""Suites, grid building, `bench run` end to end through Ray Tune, kill-and-resume, and a local Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from bench.orchestrator import build_grid
+from bench.suites import available_suites, get_profile, load_suite
+
+
+def test_packaged_suites_load() -> None:
+    assert {"smoke", "sparse", "dense", "mujoco", "kitchen", "atari", "ablations", "all"} <= set(available_suites())
+    for name in available_suites():
+        suite = load_suite(name)
+        assert suite.agents and suite.tasks and suite.seeds
+    sparse = load_suite("sparse")
+    assert sparse.ratios["kitchen-partial"] == (0.01, 0.1, 1.0)
+    assert sparse.seeds == (0, 1, 2)
+
+
+def test_profiles_list_deviations() -> None:
+    assert get_profile("paper").deviations() == []
+    quick = get_profile("quick")
+    assert any("training steps" in d for d in quick.deviations())
+    assert any("lamo: lm_layers" in d for d in quick.deviations())
+    assert quick.overrides_for("lamo-no-lm-loss", "lamo")["lm_layers"] == 2
+    with pytest.raises(BenchError, match="unknown profile 'fast'; accepted: paper, quick, smoke"):
+        get_profile("fast")
+
+
+def test_user_suite_file_and_errors(tmp_path: Path) -> None:
+    p = tmp_path / "mine.toml"
+    p.write_text('agents = ["dt"]\ntasks = ["hopper-medium"]\nseeds = [4]\nratios = [0.5]\n')
+    suite = load_suite(str(p))
+    assert suite.ratios == {"hopper-medium": (0.5,)} and suite.seeds == (4,)
+    p.write_text('agents = ["dt"]\ntasks = ["hoper"]\nseeds = [0]\n')
+    with pytest.raises(BenchError, match="unknown task 'hoper'"):
+        load_suite(str(p))
+    with pytest.raises(BenchError, match="unknown suite 'nope'"):
+        load_suite("nope")
+
+
+def test_grid_filters_and_missing_data(reacher_data_root: Path) -> None:
+    plan = build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt", "bc"])
+    assert {t.task for t in plan.trials} == {"reacher2d-medium"}
+    assert len(plan.trials) == 2 * 3 * 3  # agents x paper ratios x seeds
+    assert "bench data build kitchen-complete" in plan.skipped["kitchen-complete"]
+    assert all(t.steps == 1000 and t.profile == "quick" for t in plan.trials)
+    assert len({t.trial_id for t in plan.trials}) == len(plan.trials)
+    small = build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt"], ratios=[0.3], seeds=[1])
+    assert [(t.ratio, t.seed) for t in small.trials] == [(0.3, 1)]
+    with pytest.raises(BenchError, match="out of range"):
+        build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt"], ratios=[2.0])
+
+
+def _bench(*args: str, env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env,
+                          **kw)  # type: ignore[call-overload]
+
+
+def _env(data_root: Path, results: Path) -> dict[str, str]:
+    return {**os.environ, "LAMO_BENCH_DATA": str(data_root), "LAMO_BENCH_RESULTS": str(results)}
+
+
+def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
+    out = _bench("run", "--suite", "sparse", "--profile", "quick", "--agents", "dt,bc", "--seeds", "0",
+                 "--dry-run", "--json", env=_env(reacher_data_root, tmp_path / "results"))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["trials"] == 6 and len(doc["grid"]) == 6
+    assert doc["estimated_cpu_core_hours"] > 0
+    assert not (tmp_path / "results").exists()  # a dry run writes nothing
+
+
+def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    env = _env(reacher_data_root, results)
+    args = ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--seeds", "0,1,2,3",
+            "--max-concurrent", "1", "--name", "killed"]
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    trials = results / "killed" / "trials"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(trials.glob("*/final.json"))) < 1:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)  # workers of the killed driver
+    finished_before = len(list(trials.glob("*/final.json")))
+    assert 1 <= finished_before < 4, "the kill should land after the first trial and before the last"
+    again = _bench(*args, env=env)  # without --resume: refuses, names the flag
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = _bench(*args, "--resume", "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    final = pd.read_parquet(results / "killed" / "final.parquet")
+    assert sorted(final["trial_id"]) == sorted(f"bc__reacher2d-medium__r0.2__s{s}" for s in range(4))
+    assert (final["status"] == "ok").all()
+    evals = pd.read_parquet(results / "killed" / "evals.parquet")
+    assert not evals.duplicated(["trial_id", "step", "rtg_target"]).any()
+    assert len(evals) == 4 * 2  # 2 evaluations (steps 20, 40) per trial
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Path) -> None:
+    env = _env(reacher_data_root, tmp_path / "results")
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    start = subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                           capture_output=True, text=True, env=env)
+    assert start.returncode == 0, start.stderr
+    try:
+        out = _bench("run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--name", "cluster",
+                     "--address", f"127.0.0.1:{port}", "--json", env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        final = pd.read_parquet(tmp_path / "results" / "cluster" / "final.parquet")
+        assert list(final["status"]) == ["ok"]
+        manifest = json.loads((tmp_path / "results" / "cluster" / "manifest.json").read_text())
+        assert manifest["machine"]["ray_address"] == f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)
