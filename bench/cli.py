@@ -83,6 +83,38 @@ def data_info_cmd(
     console.print(table)
 
 
+@data_app.command("build")
+def data_build_cmd(
+    task: Annotated[str, typer.Argument(help="Task name (see `bench tasks`).")],
+    seed: Annotated[int, typer.Option(help="Seed of behaviour-policy training and rollouts.")] = 0,
+    transitions: Annotated[int | None, typer.Option(help="Dataset size in transitions (default: the recipe's).")]
+    = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Recipe budget override key=value.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate a task's dataset here, D4RL-style (behaviour policy + rollouts); resumable after a kill."""
+    from bench.data.build import build_dataset
+    from bench.data.info import dataset_summary
+    from bench.data.loaders import load_minari_path
+    from bench.tasks import get_task
+
+    t = get_task(task)
+    start = time.perf_counter()
+    path = build_dataset(t, seed=seed, transitions=transitions, progress=not as_json,
+                         **_parse_overrides(overrides or []))
+    summary = dataset_summary(t, load_minari_path(path, name=t.name))
+    summary["path"] = str(path)
+    summary["build_wall_time_s"] = round(time.perf_counter() - start, 1)
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"built {t.name} at {path} in {summary['build_wall_time_s']}s")
+    nr = summary["normalized_return"]
+    console.print(f"{summary['episodes']} episodes, {summary['transitions']} transitions, normalized return "
+                  f"{nr['mean']:.1f} ± {nr['std']:.1f} (min {nr['min']:.1f}, max {nr['max']:.1f}), "
+                  f"hash {summary['content_hash']}")
+
+
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`--set key=value` pairs; values are parsed as JSON when they can be (numbers, true/false), else strings."""
     out: dict[str, Any] = {}
