@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -261,6 +262,36 @@ def run_cmd(
         console.print(counts_doc)
     if counts.get("missing"):
         raise BenchError(f"{counts['missing']} trials of {run_name} have no result; run again with --resume")
+
+
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders (results/<run>); default: every run.")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: reports/<first run name>).")] = None,
+    reps: Annotated[int, typer.Option(help="Bootstrap resamples for rliable's confidence intervals.")] = 2000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Paper-style tables, sparse-vs-dense figures and rliable statistics from one or more runs."""
+    from bench.paths import reports_root, results_root
+    from bench.report import build_report
+
+    if not runs:
+        root = results_root()
+        runs = sorted(p for p in root.iterdir() if (p / "final.parquet").is_file()) if root.is_dir() else []
+        if not runs:
+            raise BenchError(f"no runs with a final.parquet under {root}; run `bench run` first or name run folders")
+    target = out or reports_root() / runs[0].name
+    summary = build_report(list(runs), target, reps=reps)
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"report for {', '.join(str(r) for r in runs)}: {summary['index']}")
+    for profile, part in summary["profiles"].items():
+        console.print(f"  profile {profile}: {part['trials']} trials ({part['failed']} failed), "
+                      f"{len(part['tables'])} tables, {len(part['figures'])} figures")
+        for note in part.get("notes", []):
+            console.print(f"    note: {note}")
 
 
 def main() -> None:

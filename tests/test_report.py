@@ -1,0 +1,328 @@
+"""bench.report on a synthetic results store whose every number is known by hand.
+
+Store: methods lamo, dt, cql × tasks kitchen-partial (sparse) and hopper-medium (dense) × ratios 1 and 0.1
+× seeds 0-2, profile "paper". Final scores per cell (std is ddof=0):
+
+    kitchen-partial 1    lamo 40 50 60 (50.0 ± 8.2)  dt 30 40 50 (40.0 ± 8.2)  cql 1 2 3 (2.0 ± 0.8)
+    kitchen-partial 0.1  lamo 20 30 40 (30.0 ± 8.2)  dt 10 20 30 (20.0 ± 8.2)  cql 34 35 36 (35.0 ± 0.8)
+    hopper-medium 1      lamo 70 72 74 (72.0 ± 1.6)  dt 60 60 60 (60.0 ± 0.0)  cql 80 82 + 1 failed (81.0 ± 1.0)
+    hopper-medium 0.1    lamo 50 55 60 (55.0 ± 4.1)  dt -10 x3 (-10.0 ± 0.0)  cql all 3 failed
+
+so bold/underline: (lamo, dt), (cql, lamo), (cql, lamo), (lamo, dt); LaMo vs DT: +25%, +50%, +20%, +650%;
+averages sparse lamo 40 / dt 30 / cql 18.5 (+33.3%), dense lamo 63.5 / dt 25 / cql 81 over 1 of 2 rows
+(+154%, cql unranked).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.errors import BenchError
+from bench.report import build_report
+from bench.report.robust import choose_methods_and_cells
+from bench.report.stats import learning_curves
+from bench.report.tables import improvement_pct, rank_marks
+
+REPS = 200
+SCORES: dict[tuple[str, float, str], list[float]] = {
+    ("kitchen-partial", 1.0, "lamo"): [40, 50, 60],
+    ("kitchen-partial", 1.0, "dt"): [30, 40, 50],
+    ("kitchen-partial", 1.0, "cql"): [1, 2, 3],
+    ("kitchen-partial", 0.1, "lamo"): [20, 30, 40],
+    ("kitchen-partial", 0.1, "dt"): [10, 20, 30],
+    ("kitchen-partial", 0.1, "cql"): [34, 35, 36],
+    ("hopper-medium", 1.0, "lamo"): [70, 72, 74],
+    ("hopper-medium", 1.0, "dt"): [60, 60, 60],
+    ("hopper-medium", 1.0, "cql"): [80, 82, math.nan],
+    ("hopper-medium", 0.1, "lamo"): [50, 55, 60],
+    ("hopper-medium", 0.1, "dt"): [-10, -10, -10],
+    ("hopper-medium", 0.1, "cql"): [math.nan, math.nan, math.nan],
+}
+TASKS = {"kitchen-partial": ("kitchen", "sparse", (4.0, 5.0)), "hopper-medium": ("hopper", "dense", (1800.0, 3600.0))}
+STEPS = (0, 500, 1000)
+
+
+def _write_run(root: Path, name: str, profile: str, scores: dict[tuple[str, float, str], list[float]]) -> Path:
+    """A results/<run>/ folder with final.parquet and evals.parquet in the store's schema."""
+    run = root / name
+    run.mkdir(parents=True)
+    finals: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    for (task, ratio, variant), values in scores.items():
+        domain, reward, targets = TASKS[task]
+        for seed, score in enumerate(values):
+            trial = f"{variant}-{task}-{ratio:g}-s{seed}"
+            ok = not math.isnan(score)
+            chosen = targets[1] if variant != "cql" and ok else math.nan
+            common = {"run": name, "trial_id": trial, "agent": variant, "variant": variant, "task": task,
+                      "domain": domain, "reward_type": reward, "ratio": ratio, "seed": seed, "profile": profile}
+            finals.append({**common, "status": "ok" if ok else "failed",
+                           "error": "" if ok else "RuntimeError: CUDA out of memory", "rtg_target": chosen,
+                           "final_score": score, "last_score": score, "best_score": score, "steps": 1000,
+                           "evaluations": 3, "wall_time_s": 1.0, "params_total": 10, "params_trainable": 5,
+                           "dataset_hash": "h", "dataset_source": "generated", "extra": "{}"})
+            if not ok:
+                continue
+            # The chosen target climbs to the final score; the other target stays at 0 (must not be plotted).
+            per_target = [(chosen, [score - 20, score - 10, score])]
+            if variant != "cql":
+                per_target.append((targets[0], [0.0, 0.0, 0.0]))
+            for target, curve in per_target:
+                for step, value in zip(STEPS, curve, strict=True):
+                    evals.append({**{k: v for k, v in common.items() if k != "domain"}, "domain": domain,
+                                  "step": step, "rtg_target": target, "score_mean": value, "score_std": 1.0,
+                                  "return_mean": value, "return_std": 1.0, "episodes": 5, "loss": 0.1,
+                                  "wall_time_s": 1.0})
+    pd.DataFrame(finals).to_parquet(run / "final.parquet", index=False)
+    pd.DataFrame(evals).to_parquet(run / "evals.parquet", index=False)
+    return run
+
+
+class Built(NamedTuple):
+    out: Path
+    summary: dict[str, Any]
+    run: Path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    run = _write_run(tmp_path_factory.mktemp("results"), "synthetic", "paper", SCORES)
+    out = tmp_path_factory.mktemp("reports") / "synthetic"
+    return Built(out, build_report([run], out, reps=REPS), run)
+
+
+def _scores(out: Path, profile: str = "paper") -> pd.DataFrame:
+    return pd.read_csv(out / profile / "tables" / "scores.csv")
+
+
+def _row(frame: pd.DataFrame, task: str, ratio: float | None = None) -> pd.Series:
+    sel = frame["task"] == task
+    if ratio is not None:
+        sel &= np.isclose(frame["ratio"], ratio)
+    assert sel.sum() == 1
+    return frame.loc[sel].iloc[0]
+
+
+def test_rank_and_improvement_rules() -> None:
+    assert rank_marks({"a": 1.04, "b": 1.0, "c": 0.5}) == (["a", "b"], ["c"])  # equal at one decimal: tie
+    assert rank_marks({"a": 3.0, "b": math.nan}) == ([], [])
+    assert improvement_pct(55.0, -10.0) == pytest.approx(650.0)
+    assert math.isnan(improvement_pct(5.0, 0.0))
+
+
+def test_score_table_numbers(report: Built) -> None:
+    out = report.out
+    frame = _scores(out)
+    assert set(frame["profile"]) == {"paper"}
+    r = _row(frame, "kitchen-partial", 1.0)
+    assert (r["lamo_mean"], r["dt_mean"], r["cql_mean"]) == pytest.approx((50.0, 40.0, 2.0))
+    assert r["lamo_std"] == pytest.approx(math.sqrt(200 / 3))  # ddof=0
+    assert r["cql_std"] == pytest.approx(math.sqrt(2 / 3))
+    assert (r["best"], r["second"]) == ("lamo", "dt")
+    assert r["lamo_vs_dt_pct"] == pytest.approx(25.0)
+    r = _row(frame, "kitchen-partial", 0.1)
+    assert (r["best"], r["second"], r["lamo_vs_dt_pct"]) == ("cql", "lamo", pytest.approx(50.0))
+    r = _row(frame, "hopper-medium", 1.0)
+    assert (r["cql_mean"], r["cql_n"], r["cql_failed"]) == (pytest.approx(81.0), 2, 1)
+    assert r["dt_std"] == 0.0
+    assert (r["best"], r["second"], r["lamo_vs_dt_pct"]) == ("cql", "lamo", pytest.approx(20.0))
+    r = _row(frame, "hopper-medium", 0.1)
+    assert math.isnan(r["cql_mean"]) and (r["cql_n"], r["cql_failed"]) == (0, 3)
+    assert (r["best"], r["second"], r["lamo_vs_dt_pct"]) == ("lamo", "dt", pytest.approx(650.0))
+    avg = _row(frame, "Average (sparse)")
+    assert (avg["lamo_mean"], avg["dt_mean"], avg["cql_mean"]) == pytest.approx((40.0, 30.0, 18.5))
+    assert avg["lamo_vs_dt_pct"] == pytest.approx(100 / 3)
+    avg = _row(frame, "Average (dense)")
+    assert (avg["lamo_mean"], avg["dt_mean"], avg["cql_mean"], avg["cql_n"]) == pytest.approx((63.5, 25.0, 81.0, 1))
+    assert (avg["best"], avg["second"]) == ("lamo", "dt")  # cql averages 1 of 2 rows: unranked
+    assert avg["lamo_vs_dt_pct"] == pytest.approx(154.0)
+
+
+def _md_row(md: str, *starts: str) -> str:
+    prefix = "| " + " | ".join(starts) + " |"
+    rows = [line for line in md.splitlines() if line.startswith(prefix)]
+    assert len(rows) == 1, (prefix, md)
+    return rows[0]
+
+
+def test_markdown_and_latex_emphasis(report: Built) -> None:
+    out = report.out
+    md = (out / "paper" / "tables" / "scores.md").read_text()
+    assert "| Reward | Task | Ratio | LaMo | DT | CQL | LaMo vs DT |" in md
+    assert _md_row(md, "sparse", "kitchen-partial", "1") == (
+        "| sparse | kitchen-partial | 1 | **50.0 ± 8.2** | <u>40.0 ± 8.2</u> | 2.0 ± 0.8 | +25.0% |")
+    assert _md_row(md, "sparse", "kitchen-partial", "0.1") == (
+        "| sparse | kitchen-partial | 0.1 | <u>30.0 ± 8.2</u> | 20.0 ± 8.2 | **35.0 ± 0.8** | +50.0% |")
+    assert _md_row(md, "dense", "hopper-medium", "1") == (
+        "| dense | hopper-medium | 1 | <u>72.0 ± 1.6</u> | 60.0 ± 0.0 | **81.0 ± 1.0 (1/3 failed)** | +20.0% |")
+    # An all-failed cell says so; it is never shown as a zero.
+    assert _md_row(md, "dense", "hopper-medium", "0.1") == (
+        "| dense | hopper-medium | 0.1 | **55.0 ± 4.1** | <u>-10.0 ± 0.0</u> | failed (3/3) | +650.0% |")
+    assert _md_row(md, "**dense**", "**Average (dense)**") == (
+        "| **dense** | **Average (dense)** |  | **63.5** | <u>25.0</u> | 81.0 (1/2 rows) | **+154.0%** |")
+    assert "profile 'paper'" in md.lower() or "Profile 'paper'" in md
+    tex = (out / "paper" / "tables" / "scores.tex").read_text()
+    assert r"\textbf{50.0 $\pm$ 8.2}" in tex and r"\underline{40.0 $\pm$ 8.2}" in tex
+    assert r"+25.0\%" in tex and r"\textbf{+154.0\%}" in tex and "failed (3/3)" in tex
+    assert r"\underline{$-$10.0 $\pm$ 0.0}" in tex and r"\textbar{}DT\textbar{}" in tex  # no OT1 dash/em-dash
+    assert r"\begin{tabular}" in tex and r"\end{table}" in tex
+
+
+def test_paper_comparison(report: Built) -> None:
+    out = report.out
+    frame = pd.read_csv(out / "paper" / "tables" / "paper_comparison.csv")
+    kitchen = _row(frame, "kitchen-partial", 1.0)
+    assert kitchen["source"] == "paper Table 1"
+    assert (kitchen["lamo_paper_mean"], kitchen["lamo_paper_std"]) == pytest.approx((46.6, 5.3))
+    assert (kitchen["dt_paper_mean"], kitchen["cql_paper_mean"]) == pytest.approx((33.8, 0.2))
+    assert kitchen["lamo_ours_mean"] == pytest.approx(50.0)
+    hopper = _row(frame, "hopper-medium", 0.1)
+    assert hopper["source"] == "paper Table 3"
+    assert (hopper["lamo_paper_mean"], hopper["dt_paper_mean"]) == pytest.approx((73.7, 57.3))
+    md = (out / "paper" / "tables" / "paper_comparison.md").read_text()
+    assert "| LaMo (ours) | LaMo (paper) |" in md and "46.6 ± 5.3" in md
+
+
+def test_failed_trials_listed(report: Built) -> None:
+    out, summary = report.out, report.summary
+    failed = pd.read_csv(out / "paper" / "tables" / "failed_trials.csv")
+    assert len(failed) == 4 and set(failed["variant"]) == {"cql"}
+    assert summary["profiles"]["paper"]["failed"] == 4
+    trials = pd.read_csv(out / "paper" / "tables" / "trials.csv")
+    assert trials.loc[trials["status"] == "failed", "final_score"].isna().all()
+
+
+def test_figures_are_valid_images(report: Built) -> None:
+    out, summary = report.out, report.summary
+    figs = summary["profiles"]["paper"]["figures"]
+    assert set(figs) == {"score_vs_ratio", "sparse_vs_dense", "learning_curves", "robust_intervals",
+                         "performance_profiles", "probability_of_improvement"}
+    for png, pdf in figs.values():
+        data = (out / png).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(out / png) as img:
+            img.verify()
+        with Image.open(out / png) as img:
+            assert img.size[0] > 400 and img.size[1] > 200
+        assert (out / pdf).read_bytes().startswith(b"%PDF")
+
+
+def test_index_references_everything(report: Built) -> None:
+    out, summary = report.out, report.summary
+    page = (out / "index.html").read_text()
+    info = summary["profiles"]["paper"]
+    for png, pdf in info["figures"].values():
+        assert f'src="{png}"' in page and f'href="{pdf}"' in page
+    for links in info["tables"].values():
+        for path in links.values():
+            assert f'href="{path}"' in page
+    for title in ("Normalized scores by task and sample ratio", "Our scores beside the published ones",
+                  "Failed trials", "Robust aggregates", "Probability of improvement"):
+        assert title in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "<b>50.0 ± 8.2</b>" in page and "<u>40.0 ± 8.2</u>" in page
+    assert (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())["reps"] == REPS
+
+
+def test_learning_curves_use_chosen_target(report: Built) -> None:
+    run = report.run
+    final = pd.read_parquet(run / "final.parquet")
+    evals = pd.read_parquet(run / "evals.parquet")
+    curves = learning_curves(evals, final)
+    last = curves[(curves["variant"] == "lamo") & (curves["task"] == "kitchen-partial") & (curves["ratio"] == 1.0)
+                  & (curves["step"] == 1000)].iloc[0]
+    assert (last["mean"], last["n"]) == (pytest.approx(50.0), 3)  # the other target scored 0 throughout
+    cql = curves[(curves["variant"] == "cql") & (curves["task"] == "hopper-medium") & (curves["ratio"] == 1.0)]
+    assert set(cql["n"]) == {2}  # the failed seed is not part of the curve
+
+
+def test_rliable_aggregates(report: Built) -> None:
+    out = report.out
+    agg = pd.read_csv(out / "paper" / "robust" / "aggregates.csv")
+    sparse = agg[(agg["reward_type"] == "sparse") & (agg["method"] == "lamo")].set_index("metric")
+    assert sparse.at["Mean", "estimate"] == pytest.approx(40.0)
+    assert sparse.at["IQM", "estimate"] == pytest.approx(40.0)  # trims 20 and 60
+    assert sparse.at["Optimality gap", "estimate"] == pytest.approx(60.0)
+    assert sparse.at["Mean", "ci_low"] <= 40.0 <= sparse.at["Mean", "ci_high"]
+    poi = pd.read_csv(out / "paper" / "robust" / "probability_of_improvement.csv")
+    p = poi[(poi["reward_type"] == "sparse") & (poi["baseline"] == "dt")].iloc[0]
+    assert p["probability"] == pytest.approx(7 / 9)  # Mann-Whitney U / (3 * 3) in both cells
+    assert set(poi["baseline"]) == {"dt", "cql"}
+    doc = json.loads((out / "paper" / "robust" / "robust.json").read_text())
+    dense = next(r for r in doc["results"] if r["reward_type"] == "dense")
+    # cql has no score at hopper-medium 0.1: keeping it would halve the cells (3 x 1 < 2 x 2 scores), so it is out.
+    assert dense["cells"] == ["hopper-medium@0.1", "hopper-medium@1"]
+    assert dense["runs_per_method"] == {"lamo": 3, "dt": 3}
+    assert any("cql left out" in n for n in dense["notes"])
+
+
+def test_aggregate_cell_choice_keeps_most_scores() -> None:
+    main = {f"kitchen@{i}" for i in range(4)}
+    few = {"reacher@1", "reacher@0.3"}
+    coverage = {"lamo": main | few, "dt": main | few, "cql": set(main), "lamo-no-lm-loss": set(few)}
+    methods, cells = choose_methods_and_cells(coverage, ["lamo", "lamo-no-lm-loss", "dt", "cql"])
+    assert (methods, cells) == (["lamo", "dt", "cql"], main)  # 3 x 4 beats 2 x 6 and 3 x 2
+    assert choose_methods_and_cells({"dt": {"a"}, "bc": {"b"}}, ["dt", "bc"]) == (["dt"], {"a"})
+
+
+def test_profiles_are_never_mixed(tmp_path: Path) -> None:
+    paper_run = _write_run(tmp_path / "results", "full", "paper", SCORES)
+    quick_scores = {("kitchen-partial", 1.0, "lamo"): [10.0], ("kitchen-partial", 1.0, "dt"): [5.0]}
+    quick_run = _write_run(tmp_path / "results", "fast", "quick", quick_scores)
+    out = tmp_path / "report"
+    summary = build_report([paper_run, quick_run], out, reps=REPS)
+    assert set(summary["profiles"]) == {"paper", "quick"}
+    quick = _scores(out, "quick")
+    assert set(quick["profile"]) == {"quick"}
+    r = _row(quick, "kitchen-partial", 1.0)
+    assert (r["lamo_mean"], r["lamo_std"], r["dt_mean"]) == (10.0, 0.0, 5.0)  # one seed: std 0
+    assert "cql_mean" not in quick.columns
+    assert _row(_scores(out, "paper"), "kitchen-partial", 1.0)["lamo_mean"] == pytest.approx(50.0)
+    agg = pd.read_csv(out / "quick" / "robust" / "aggregates.csv")
+    assert set(agg["profile"]) == {"quick"} and agg["ci_low"].isna().all()  # one run: no interval
+    assert any("point estimates only" in n for n in summary["profiles"]["quick"]["notes"])
+    page = (out / "index.html").read_text()
+    assert 'id="profile-paper"' in page and 'id="profile-quick"' in page
+    assert "(profile: quick)" in page and "(profile: paper)" in page
+
+
+def test_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="no runs given"):
+        build_report([], tmp_path / "out")
+    with pytest.raises(BenchError, match="does not exist"):
+        build_report([tmp_path / "missing"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchError, match="has no final.parquet"):
+        build_report([tmp_path / "empty"], tmp_path / "out")
+    pd.DataFrame(columns=["run", "trial_id", "agent", "variant", "task", "domain", "reward_type", "ratio", "seed",
+                          "profile", "status", "rtg_target", "final_score"]).to_parquet(
+        tmp_path / "empty" / "final.parquet")
+    with pytest.raises(BenchError, match="holds no trials"):
+        build_report([tmp_path / "empty"], tmp_path / "out")
+    with pytest.raises(BenchError, match="reps 0"):
+        build_report([tmp_path / "empty"], tmp_path / "out", reps=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_degenerate_run_still_reports(tmp_path: Path) -> None:
+    """One method scored, one that only failed, no evals.parquet: tables yes, curves and P(LaMo > X) noted."""
+    run = _write_run(tmp_path / "results", "tiny", "smoke", {("kitchen-partial", 1.0, "lamo"): [10.0, 20.0],
+                                                             ("kitchen-partial", 1.0, "dt"): [math.nan]})
+    (run / "evals.parquet").unlink()
+    out = tmp_path / "report"
+    info = build_report([run], out, reps=REPS)["profiles"]["smoke"]
+    md = (out / "smoke" / "tables" / "scores.md").read_text()
+    row = _md_row(md, "sparse", "kitchen-partial", "1")
+    assert row == "| sparse | kitchen-partial | 1 | 15.0 ± 5.0 | failed (1/1) | - |"  # no bold: one scored method
+    assert "learning_curves" not in info["figures"] and "probability_of_improvement" not in info["figures"]
+    assert any("no evals.parquet" in n for n in info["notes"])
+    assert any("so no P(LaMo > X)" in n for n in info["notes"]) and "robust_improvement" not in info["tables"]
+    assert set(pd.read_csv(out / "smoke" / "robust" / "aggregates.csv")["method"]) == {"lamo"}
