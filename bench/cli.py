@@ -294,6 +294,57 @@ def report_cmd(
             console.print(f"    note: {note}")
 
 
+@app.command("perf")
+def perf_cmd(
+    name: Annotated[str, typer.Option(help="Writes results/perf/<name>.json.")] = "latest",
+    quick: Annotated[bool, typer.Option(help="Smaller measurements (CI); skips the full-size LM backbone.")] = False,
+    agents: Annotated[list[str] | None, typer.Option(help="Only these agents' training speed (comma list).")] = None,
+    compare: Annotated[Path | None, typer.Option(help="A previous perf JSON: print changes, exit 1 on a regression.")]
+    = None,
+    threshold: Annotated[float, typer.Option(help="Largest accepted drop, as a fraction (0.3 = 30%).")] = 0.3,
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure training, evaluation, sampler and collector speed; optionally compare with a baseline."""
+    from bench.paths import results_root
+    from bench.perf import check_threshold, load_perf, run_perf
+    from bench.perf import compare as compare_docs
+    from bench.results import atomic_write_json
+
+    check_threshold(threshold)
+    old = load_perf(compare) if compare is not None else None
+    doc = run_perf(quick=quick, agents=_split(agents))
+    out = results_root() / "perf" / f"{name}.json"
+    atomic_write_json(out, doc)
+    rows, regressed = compare_docs(doc, old, threshold) if old is not None else ([], False)
+    if as_json:
+        _print_json({"perf": doc, "compare": rows, "regressed": regressed, "path": str(out)})
+    else:
+        table = Table(title=f"bench perf on {doc['device']}")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for label, r in doc["train"].items():
+            value = r.get("error") or (f"{r['steps_per_s']:.2f} steps/s, peak {r['peak_rss_mib']:.0f} MiB, "
+                                       f"{r['params_trainable']:,}/{r['params_total']:,} params")
+            table.add_row(f"train {label}", value)
+        s = doc["sampler"]
+        table.add_row("sampler windows/s", f"{s['vectorised_windows_per_s']:,.0f} ({s['ratio']:.1f}x reference loop)")
+        e = doc["eval"]
+        for mode in ("sequential_window", "batched_window", "batched_cached"):
+            table.add_row(f"eval {mode}", f"{e[mode]['episodes_per_s']:.2f} episodes/s, "
+                                          f"{e[mode]['env_steps_per_s']:,.0f} env steps/s")
+        table.add_row("eval speedup (window / cached)",
+                      f"{e['ratio_batched_window']:.1f}x / {e['ratio_batched_cached']:.1f}x vs one at a time")
+        c = doc["collector"]
+        table.add_row("collector env steps/s", c.get("error") or f"{c['env_steps_per_s']:,.0f}")
+        console.print(table)
+        for row in rows:
+            flag = "REGRESSION" if row["regression"] else ""
+            console.print(f"{row['figure']}: {row['old']:.3g} -> {row['new']:.3g} ({row['change']:+.0%}) {flag}")
+        console.print(f"written: {out}")
+    if regressed:
+        sys.exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
