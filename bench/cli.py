@@ -143,9 +143,13 @@ def train_cmd(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Agent config override key=value.")] = None,
     name: Annotated[str, typer.Option(help="Results folder under results/.")] = "train",
+    threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest for small models on a busy CPU).")]
+    = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
+    import torch
+
     from bench.paths import results_root
     from bench.results import RunStore
     from bench.trial import TrialSpec, run_trial
@@ -153,8 +157,17 @@ def train_cmd(
     spec = TrialSpec(agent=agent, task=task, ratio=ratio, seed=seed, steps=steps, eval_every=eval_every,
                      eval_episodes=episodes, overrides=_parse_overrides(overrides or []), source=source,
                      device=device)
+    if threads < 1:
+        raise BenchError(f"--threads {threads} is not accepted; use 1 or more")
+    torch.set_num_threads(threads)
     store = RunStore(results_root() / name)
-    result = run_trial(spec, run=name, checkpoint_dir=store.trial_dir(spec.trial_id) / "checkpoint")
+
+    def progress(step: int, metrics: dict[str, float]) -> None:
+        if not as_json:
+            console.print(f"step {step}: loss {metrics['loss']:.4f}, best target score {metrics['score']:.1f}")
+
+    result = run_trial(spec, run=name, checkpoint_dir=store.trial_dir(spec.trial_id) / "checkpoint",
+                       on_report=progress)
     store.write_trial(spec.trial_id, result.evals, result.final)
     store.merge()
     f = result.final
