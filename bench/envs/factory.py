@@ -24,9 +24,15 @@ def make_env(task: Task) -> gym.Env:
 
         gym.register_envs(ale_py)
     try:
-        return gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
+        env = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
     except gym.error.Error as e:
         raise BenchError(f"cannot make environment {task.env_id} for {task.name}: {e}") from None
+    if task.domain == "kitchen":
+        from bench.envs.kitchen import KitchenD4RLObservation
+
+        # Policies see D4RL's flat 60-dim kitchen observation, as in the datasets they are trained on.
+        return KitchenD4RLObservation(env)
+    return env
 
 
 def env_factory(task: Task) -> Callable[[], gym.Env]:

@@ -1,0 +1,160 @@
+"""PointMaze datasets, D4RL's maze2d recipe on gymnasium-robotics PointMaze (sparse reward).
+
+A planner, not a learned policy: breadth-first search over the maze grid gives, for every free cell, the
+neighbouring cell one step closer to the goal's cell; a PD controller drives the ball towards that cell's
+centre (towards the goal itself once in the goal's cell), Gaussian noise is added and the action clipped.
+The environment runs as one continuing stream (`continuing_task=True, reset_target=True`: a new goal is
+drawn as soon as the current one is reached, and the ball is never reset), cut into consecutive episodes of
+the task's `max_episode_steps`, each ending with a timeout, as D4RL's maze2d data was.
+
+Observations are stored flat as [x, y, vx, vy, goal_x, goal_y] (6 dims): the env's `observation` and the
+goal the controller is heading for at that step (the env's `desired_goal`, updated right after a goal is
+reached). The reward is the env's sparse reward: 1 on the step the ball comes within 0.45 of the goal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from bench.data.build.config import MazeRecipe
+from bench.data.build.rollout import RawEpisode, RolloutStats
+from bench.data.build.writer import env_spec, write_dataset
+from bench.data.trajectories import TrajectoryDataset
+from bench.tasks import Task
+
+Cell = tuple[int, int]
+
+
+class WaypointPlanner:
+    """Next cell towards a goal cell, from a BFS table over the free cells of a maze map."""
+
+    def __init__(self, maze_map: list[list[Any]]) -> None:
+        self.free = {(r, c) for r, row in enumerate(maze_map) for c, v in enumerate(row) if v != 1}
+        self._next: dict[Cell, dict[Cell, Cell]] = {goal: self._bfs(goal) for goal in self.free}
+
+    def _bfs(self, goal: Cell) -> dict[Cell, Cell]:
+        """For each free cell, the neighbour on a shortest path to `goal` (the goal maps to itself)."""
+        toward = {goal: goal}
+        queue = deque([goal])
+        while queue:
+            cell = queue.popleft()
+            r, c = cell
+            for nb in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if nb in self.free and nb not in toward:
+                    toward[nb] = cell
+                    queue.append(nb)
+        return toward
+
+    def next_cell(self, cell: Cell, goal: Cell) -> Cell:
+        return self._next[goal].get(cell, goal)
+
+
+class MazeController:
+    """PD control towards the planner's waypoint, plus clipped Gaussian action noise."""
+
+    def __init__(self, env: gym.Env[Any, Any], recipe: MazeRecipe, rng: np.random.Generator) -> None:
+        self.maze = env.unwrapped.maze  # type: ignore[attr-defined]
+        self.planner = WaypointPlanner(self.maze.maze_map)
+        self.recipe, self.rng = recipe, rng
+
+    def _cell(self, xy: np.ndarray) -> Cell:
+        r, c = self.maze.cell_xy_to_rowcol(xy)
+        return int(r), int(c)
+
+    def act(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        pos, vel = obs[:2], obs[2:4]
+        here, goal_cell = self._cell(pos), self._cell(goal)
+        if here == goal_cell or here not in self.planner.free:
+            waypoint = goal
+        else:
+            waypoint = np.asarray(self.maze.cell_rowcol_to_xy(np.array(self.planner.next_cell(here, goal_cell))))
+        action = self.recipe.kp * (waypoint - pos) + self.recipe.kd * vel
+        action = np.clip(action, -1.0, 1.0) + self.recipe.action_noise * self.rng.standard_normal(2)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+def _make_stream_env(task: Task) -> gym.Env[Any, Any]:
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    # No time limit: the stream is cut into episodes here, without resetting the ball.
+    env = gym.make(task.env_id, continuing_task=True, reset_target=True, max_episode_steps=None)
+    return env.env if isinstance(env, gym.wrappers.TimeLimit) else env
+
+
+def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
+                   progress: bool) -> tuple[list[RawEpisode], RolloutStats]:
+    env = _make_stream_env(task)
+    controller = MazeController(env, recipe, np.random.default_rng([seed, 11]))
+    obs_dict, _ = env.reset(seed=seed)
+    flat = np.concatenate([obs_dict["observation"], env.unwrapped.goal]).astype(np.float32)  # type: ignore[attr-defined]
+    length = task.max_episode_steps
+    episodes: list[RawEpisode] = []
+    started = time.perf_counter()
+    bar = tqdm(total=transitions, desc=f"collect {task.name}", unit="step", disable=not progress,
+               mininterval=2.0)
+    try:
+        while sum(len(e) for e in episodes) < transitions:
+            n = min(length, transitions - sum(len(e) for e in episodes))
+            obs = np.zeros((n + 1, 6), np.float32)
+            acts = np.zeros((n, 2), np.float32)
+            rews = np.zeros(n, np.float32)
+            obs[0] = flat
+            for t in range(n):
+                acts[t] = controller.act(obs[t, :4].astype(np.float64), obs[t, 4:].astype(np.float64))
+                obs_dict, reward, _, _, _ = env.step(acts[t])
+                rews[t] = float(reward)
+                # The env has already drawn the next goal if this one was reached.
+                obs[t + 1] = np.concatenate([obs_dict["observation"], env.unwrapped.goal])  # type: ignore[attr-defined]
+            flat = obs[n]
+            truncs = np.zeros(n, bool)
+            truncs[-1] = True
+            episodes.append(RawEpisode(index=len(episodes), seed=seed if not episodes else None, observations=obs,
+                                       actions=acts, rewards=rews, terminations=np.zeros(n, bool),
+                                       truncations=truncs))
+            bar.update(n)
+    finally:
+        bar.close()
+        env.close()
+    return episodes, RolloutStats(len(episodes), transitions, time.perf_counter() - started)
+
+
+def build_maze(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
+               recipe: MazeRecipe) -> Path:
+    started = time.perf_counter()
+    n = transitions or recipe.transitions
+    episodes, stats = collect_stream(task, recipe, seed, n, progress)
+
+    def card(_: TrajectoryDataset) -> dict[str, Any]:
+        return {
+            "recipe": "D4RL maze2d: BFS waypoint planner over the maze grid + PD controller + Gaussian noise",
+            "seed": seed,
+            "behaviour_policy": {
+                "algorithm": "waypoint planner (BFS over free cells) with a PD controller, no learning",
+                "hyperparameters": {"kp": recipe.kp, "kd": recipe.kd, "action_noise_std": recipe.action_noise,
+                                    "goal_radius": recipe.goal_radius},
+                "training_steps": 0,
+            },
+            "observation": "flat [x, y, vx, vy, goal_x, goal_y]: the env's observation and desired_goal",
+            "collection": {
+                "env": f"{task.env_id}(continuing_task=True, reset_target=True), one stream reset once with seed",
+                "episodes": f"consecutive windows of {task.max_episode_steps} steps, each ending with a timeout",
+                "env_steps": stats.env_steps, "wall_s": round(stats.wall_s, 3),
+                "env_steps_per_s": round(stats.steps_per_s, 1),
+            },
+            "build_wall_time_s": round(time.perf_counter() - started, 3),
+        }
+
+    return write_dataset(
+        task, dataset_id, episodes, env_spec(task), card,
+        description=(f"{task.name}: D4RL maze2d-style data on {task.env_id}; flat 6-dim observations "
+                     "[observation, desired_goal]; see card.json"),
+        algorithm_name="BFS waypoint planner + PD controller + Gaussian noise",
+    )
