@@ -48,11 +48,10 @@ def test_overrides_reach_nested_settings_and_reject_unknown_names() -> None:
         with_overrides(ReacherRecipe(), {"episodes": "many"})
 
 
-def test_atari_and_kitchen_point_to_their_own_sources(data_root: Path) -> None:
+def test_atari_points_to_its_own_sources(data_root: Path) -> None:
     with pytest.raises(BenchError, match="DQN-replay.*Breakout/1"):
         build_dataset(get_task("breakout-medium"), progress=False)
-    # Kitchen's message, for as long as no kitchen recipe is dispatched from build_dataset.
-    assert "minari download D4RL/kitchen/complete-v2" in str(_not_built_here(get_task("kitchen-complete")))
+    assert "dqn_replay:Pong/1" in str(_not_built_here(get_task("pong-medium")))
 
 
 def test_bad_seed_and_transitions_are_one_line_errors(data_root: Path) -> None:
