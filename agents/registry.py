@@ -37,6 +37,17 @@ def register(entry: AgentEntry) -> None:
 
 
 for _entry in (
+    AgentEntry("lamo", "agents.lamo:LaMoAgent",
+               description="LaMo: pre-trained LM + LoRA + MLP embeddings + language loss"),
+    # The paper's ablations (Section 5.5), each switching off exactly one part of LaMo.
+    AgentEntry("lamo-full-finetune", "agents.lamo:LaMoAgent", {"full_finetune": True}, base="lamo",
+               description="LaMo with every backbone weight trained instead of LoRA (Wiki-RL-style fine-tuning)"),
+    AgentEntry("lamo-linear-embeddings", "agents.lamo:LaMoAgent", {"mlp_embedding": False, "mlp_head": False},
+               base="lamo", description="LaMo with linear embeddings and action head instead of MLPs"),
+    AgentEntry("lamo-no-lm-loss", "agents.lamo:LaMoAgent", {"lm_loss_weight": 0.0}, base="lamo",
+               description="LaMo without the auxiliary language loss (lambda = 0)"),
+    AgentEntry("lamo-random-init", "agents.lamo:LaMoAgent", {"random_init": True}, base="lamo",
+               description="LaMo's architecture with random weights instead of pre-training (LaMo w/o PT)"),
     AgentEntry("dt", "agents.dt:DTAgent", description="Decision Transformer (GPT-2, 3 layers, 128 hidden)"),
     AgentEntry("cql", "agents.d3rlpy_agents:CQLAgent", description="Conservative Q-Learning (d3rlpy)"),
     AgentEntry("bc", "agents.d3rlpy_agents:BCAgent", description="Behaviour cloning (d3rlpy)"),

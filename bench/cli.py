@@ -145,6 +145,14 @@ def train_cmd(
     name: Annotated[str, typer.Option(help="Results folder under results/.")] = "train",
     threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest for small models on a busy CPU).")]
     = 1,
+    lm_source: Annotated[str | None, typer.Option(help="LaMo: backbone (smollm2-135m, gpt2, a model folder).")]
+    = None,
+    lm_layers: Annotated[int | None, typer.Option(help="LaMo: keep only the first N LM blocks.")] = None,
+    lm_loss: Annotated[float | None, typer.Option(help="LaMo: weight lambda of the language loss (0 = off).")]
+    = None,
+    full_finetune: Annotated[bool, typer.Option(help="LaMo: train every backbone weight, no LoRA.")] = False,
+    linear_embeddings: Annotated[bool, typer.Option(help="LaMo: linear embeddings and head, not MLPs.")] = False,
+    random_init: Annotated[bool, typer.Option(help="LaMo: same architecture, no pre-training.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
@@ -154,9 +162,24 @@ def train_cmd(
     from bench.results import RunStore
     from bench.trial import TrialSpec, run_trial
 
+    switches: dict[str, Any] = {}
+    if lm_source is not None:
+        switches["lm_source"] = lm_source
+    if lm_layers is not None:
+        switches["lm_layers"] = lm_layers
+    if lm_loss is not None:
+        switches["lm_loss_weight"] = lm_loss
+    if full_finetune:
+        switches["full_finetune"] = True
+    if linear_embeddings:
+        switches.update(mlp_embedding=False, mlp_head=False)
+    if random_init:
+        switches["random_init"] = True
+    if switches and not agent.startswith("lamo"):
+        raise BenchError(f"options {', '.join(switches)} apply to lamo agents only, not {agent!r}")
     spec = TrialSpec(agent=agent, task=task, ratio=ratio, seed=seed, steps=steps, eval_every=eval_every,
-                     eval_episodes=episodes, overrides=_parse_overrides(overrides or []), source=source,
-                     device=device)
+                     eval_episodes=episodes, overrides={**switches, **_parse_overrides(overrides or [])},
+                     source=source, device=device)
     if threads < 1:
         raise BenchError(f"--threads {threads} is not accepted; use 1 or more")
     torch.set_num_threads(threads)
@@ -190,6 +213,9 @@ def train_cmd(
         f"last {f.last_score:.1f}   best {f.best_score:.1f}   params {f.params_total:,} total / "
         f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
     )
+    if agent.startswith("lamo"):
+        console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
+                      f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
 
 

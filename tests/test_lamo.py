@@ -1,0 +1,280 @@
+"""LaMo agent: paper defaults, LoRA freezing, trainable-parameter counts per switch, the language loss and its
+skip at weight 0, each ablation's effect, GPT-2 position handling, checkpoints, and a short fit.
+
+Backbones are SmolLM2 truncated to 1-2 blocks (or a tiny random GPT-2 saved as a local folder). The data root is
+a temporary folder; when the real data root already holds the converted SmolLM2 cache it is linked in, otherwise
+it is converted once for this module (~30 s). The language corpus is a small local text file, so no test builds
+the python-docs corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import agents.lamo as lamo
+from agents.base import TaskSpec
+from agents.lamo import LaMoAgent, LaMoConfig, LanguageOnlyPositions
+from agents.lm.backbone import cache_dir, load_tokenizer
+from bench.data.trajectories import TrajectoryDataset
+from bench.errors import BenchError
+from bench.tasks import get_task
+from tests.test_dt import _reacher_dataset
+from tests.test_lm_backbone import PARAGRAPHS
+
+torch.set_num_threads(1)
+TASK = get_task("reacher2d-medium")
+HEAD_MODULES = ("embed_timestep", "embed_return", "embed_state", "embed_action", "embed_ln", "predict_action")
+
+
+@pytest.fixture(scope="module")
+def lamo_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    real_cache = cache_dir("smollm2-135m")
+    root = tmp_path_factory.mktemp("lamo-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAMO_BENCH_DATA", str(root))
+        if (real_cache / "lamo_cache.json").is_file():
+            cache_dir("smollm2-135m").parent.mkdir(parents=True)
+            cache_dir("smollm2-135m").symlink_to(real_cache, target_is_directory=True)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def text_file(lamo_root: Path) -> str:
+    path = lamo_root / "text.txt"
+    path.write_text((PARAGRAPHS + "\n") * 3)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> TrajectoryDataset:
+    return _reacher_dataset(episodes=6)
+
+
+def _config(text_file: str, **overrides: Any) -> LaMoConfig:
+    base = {"lm_layers": 1, "lm_corpus": text_file, "lm_block_size": 32, "batch_size": 8, "warmup_steps": 1,
+            "learning_rate": 1e-3}
+    return LaMoAgent.default_config(TASK).with_overrides({**base, **overrides})
+
+
+def _agent(dataset: TrajectoryDataset, text_file: str, seed: int = 0, **overrides: Any) -> LaMoAgent:
+    return LaMoAgent(_config(text_file, **overrides), TaskSpec.from_task(TASK, dataset), seed=seed)
+
+
+def _weights(agent: LaMoAgent) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in agent.named_weights()}
+
+
+def _head_count(hidden: int, obs: int, act: int, max_timestep: int, mlp: bool) -> int:
+    """Parameters of the embeddings, input LayerNorm and action head, from their shapes."""
+    def linear(i: int, o: int) -> int:
+        return i * o + o
+
+    embed = sum(linear(d, hidden) + (linear(hidden, hidden) if mlp else 0) for d in (1, obs, act))
+    head = (linear(hidden, hidden) if mlp else 0) + linear(hidden, act)
+    return max_timestep * hidden + embed + 2 * hidden + head
+
+
+def test_default_config_follows_paper_and_task() -> None:
+    c = LaMoAgent.default_config(get_task("halfcheetah-medium"))
+    assert (c.lora_rank, c.lora_alpha, c.lora_dropout, c.lm_loss_weight, c.learning_rate, c.weight_decay) == (
+        16, 32, 0.1, 0.1, 1e-4, 1e-5)
+    assert (c.mlp_embedding, c.mlp_head, c.batch_size, c.context_length, c.warmup_steps, c.grad_clip) == (
+        True, True, 64, 20, 2500, 0.25)
+    assert (c.lm_source, c.lm_corpus, c.lm_batch_size, c.lm_block_size, c.eval_mode) == (
+        "smollm2-135m", "python-docs", 2, 1024, "cached")
+    assert not (c.full_finetune or c.random_init) and c.lm_layers is None
+    hopper = LaMoAgent.default_config(get_task("hopper-medium"))
+    assert not hopper.mlp_embedding and not hopper.mlp_head  # the paper's linear-embedding exception
+    breakout = LaMoAgent.default_config(get_task("breakout-medium"))
+    assert (breakout.lora_rank, breakout.batch_size, breakout.learning_rate, breakout.context_length) == (
+        32, 128, 1e-3, 30)
+    reacher = LaMoAgent.default_config(TASK)
+    assert (reacher.reward_scale, reacher.max_timestep, reacher.context_length) == (10.0, 100, 5)
+    for bad in ({"lora_rank": 0}, {"lm_loss_weight": -0.1}, {"lm_layers": 0}, {"lm_block_size": 1}):
+        with pytest.raises(BenchError):
+            c.with_overrides(bad)
+    assert c.with_overrides({"lora_rank": 0, "full_finetune": True}).lora_rank == 0  # no adapters, no rank
+
+
+def test_trainable_counts_match_switches(dataset: TrajectoryDataset, text_file: str) -> None:
+    lora = _agent(dataset, text_file, lm_layers=2)
+    cfg: Any = lora.lm.config
+    h, layers, r = cfg.hidden_size, 2, 16
+    kv = cfg.num_key_value_heads * (h // cfg.num_attention_heads)
+    lora_count = layers * r * ((h + h) + 2 * (h + kv))  # q: h -> h; k, v: h -> kv
+    obs, act = 12, 2
+    total, trainable = lora.num_params()
+    assert trainable == lora_count + _head_count(h, obs, act, 100, mlp=True)
+    assert lora.lora_target_names == ("q_proj", "k_proj", "v_proj")
+
+    linear = _agent(dataset, text_file, lm_layers=2, mlp_embedding=False, mlp_head=False)
+    assert linear.num_params()[1] == lora_count + _head_count(h, obs, act, 100, mlp=False)
+
+    full = _agent(dataset, text_file, lm_layers=2, full_finetune=True)
+    full_total, full_trainable = full.num_params()
+    assert full_trainable == full_total == total - lora_count  # everything trains, no adapters exist
+    assert not any("lora_" in n for n, _ in full.named_weights())
+    print(f"SmolLM2 2 blocks: LoRA trains {trainable:,} of {total:,}; full finetune {full_trainable:,}")
+
+
+def test_lora_leaves_base_weights_unchanged(dataset: TrajectoryDataset, text_file: str) -> None:
+    agent = _agent(dataset, text_file)
+    before = _weights(agent)
+    agent.fit(dataset, 3)
+    after = _weights(agent)
+    trainable = {n for n, p in agent.named_weights() if p.requires_grad}
+    frozen = set(before) - trainable
+    assert any("q_proj.base_layer" in n for n in frozen) and any("embed_tokens" in n for n in frozen)
+    assert any("layernorm" in n for n in frozen) and any("o_proj" in n for n in frozen)
+    assert all(torch.equal(before[n], after[n]) for n in frozen)
+    changed = {n for n in trainable if not torch.equal(before[n], after[n])}
+    assert any("lora_B" in n for n in changed)  # starts at zero, moves with the first step
+    assert any(n.startswith("trajectory.embed_state") for n in changed)
+    assert any(n.startswith("trajectory.predict_action") for n in changed)
+
+
+def test_language_loss_decreases_on_text(dataset: TrajectoryDataset, text_file: str) -> None:
+    agent = _agent(dataset, text_file, lm_layers=2)
+    params = agent.trainable_parameters()
+    optimizer = torch.optim.AdamW(params, lr=3e-3)
+    rng = np.random.default_rng(0)
+    agent.model.train()
+    losses = []
+    for _ in range(8):
+        loss = agent.language_loss(agent.corpus.sample_batch(2, 32, rng))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5
+
+
+def test_zero_lm_weight_never_runs_the_language_pass(dataset: TrajectoryDataset, text_file: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def counting(agent: LaMoAgent) -> list[int]:
+        calls: list[int] = []
+        head = agent.lm.get_output_embeddings()
+        assert isinstance(head, nn.Module)
+        head.register_forward_hook(lambda *_: calls.append(1))
+        return calls
+
+    with_lm = _agent(dataset, text_file, lm_loss_weight=0.1)
+    calls = counting(with_lm)
+    logs: list[dict[str, float]] = []
+    with_lm.fit(dataset, 3, eval_every=3, on_log=lambda _s, m: logs.append(m))
+    assert len(calls) == 3 and logs[-1]["lm_loss"] > 0
+    assert logs[-1]["loss"] == pytest.approx(logs[-1]["decision_loss"] + 0.1 * logs[-1]["lm_loss"], rel=1e-5)
+
+    def no_corpus(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the corpus must not be built when lm_loss_weight is 0")
+
+    monkeypatch.setattr(lamo, "build_corpus", no_corpus)
+    without = _agent(dataset, text_file, lm_loss_weight=0.0)
+    calls = counting(without)
+    logs.clear()
+    without.fit(dataset, 3, eval_every=3, on_log=lambda _s, m: logs.append(m))
+    assert calls == [] and "lm_loss" not in logs[-1] and logs[-1]["loss"] == logs[-1]["decision_loss"]
+
+
+def test_random_init_changes_weights_not_architecture(dataset: TrajectoryDataset, text_file: str) -> None:
+    pre = _weights(_agent(dataset, text_file))
+    rand_agent = _agent(dataset, text_file, random_init=True)
+    rand = _weights(rand_agent)
+    assert {n: t.shape for n, t in pre.items()} == {n: t.shape for n, t in rand.items()}
+    backbone = [n for n in pre if ".backbone." in n and "lora_" not in n and "norm" not in n]
+    assert backbone and all(not torch.equal(pre[n], rand[n]) for n in backbone)
+    # Same seed: the task-side modules and LoRA start identical, only the LM weights were redrawn.
+    heads = [n for n in pre if n.split(".")[1] in HEAD_MODULES or "lora_" in n]
+    assert heads and all(torch.equal(pre[n], rand[n]) for n in heads)
+    again = _weights(_agent(dataset, text_file, random_init=True))
+    assert all(torch.equal(again[n], rand[n]) for n in backbone)  # the random backbone is reproducible
+
+
+def test_linear_embeddings_change_only_embeddings_and_head(dataset: TrajectoryDataset, text_file: str) -> None:
+    mlp = {n: t.shape for n, t in _weights(_agent(dataset, text_file)).items()}
+    linear = {n: t.shape for n, t in _weights(_agent(dataset, text_file, mlp_embedding=False,
+                                                        mlp_head=False)).items()}
+    differing = {n for n in mlp.keys() | linear.keys() if mlp.get(n) != linear.get(n)}
+    assert differing and {n.split(".")[1] for n in differing} == {"embed_return", "embed_state", "embed_action",
+                                                                 "predict_action"}
+
+
+def test_full_finetune_trains_the_backbone(dataset: TrajectoryDataset, text_file: str) -> None:
+    agent = _agent(dataset, text_file, full_finetune=True, lm_loss_weight=0.0)
+    before = _weights(agent)
+    agent.fit(dataset, 2)
+    after = _weights(agent)
+    q = next(n for n in before if n.endswith("q_proj.weight"))
+    assert not torch.equal(before[q], after[q])
+
+
+def test_gpt2_backbone_lora_and_positions(dataset: TrajectoryDataset, text_file: str, lamo_root: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = lamo_root / "tiny-gpt2"
+    if not folder.is_dir():
+        tokenizer = load_tokenizer("smollm2-135m")
+        torch.manual_seed(0)
+        config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                            bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+        GPT2LMHeadModel(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    agent = _agent(dataset, text_file, lm_source=str(folder), lm_layers=None)
+    assert agent.lora_target_names == ("c_attn",)
+    h, r = 32, 16
+    assert agent.num_params()[1] == 2 * r * (h + 3 * h) + _head_count(h, 12, 2, 100, mlp=True)
+    wpe = agent.model.backbone.wpe
+    assert isinstance(wpe, LanguageOnlyPositions)
+    agent.model.eval()
+    obs = torch.randn(1, 5, 12)
+    act, rtg, ts = torch.zeros(1, 5, 2), torch.ones(1, 5, 1), torch.arange(5)[None]
+    ids = agent.corpus.sample_batch(1, 32, np.random.default_rng(0))
+    with torch.no_grad():
+        decision, language = agent.model(obs, act, rtg, ts), agent.language_loss(ids)
+        wpe.table.weight.add_(torch.randn_like(wpe.table.weight))
+        # Decision passes ignore the absolute table (cached inference needs that); the language pass uses it.
+        assert torch.equal(agent.model(obs, act, rtg, ts), decision)
+        assert not torch.equal(agent.language_loss(ids), language)
+    assert not wpe.enabled
+
+
+def test_save_load_round_trip(dataset: TrajectoryDataset, text_file: str, tmp_path: Path) -> None:
+    agent = _agent(dataset, text_file, seed=1)
+    agent.fit(dataset, 3)
+    agent.save(tmp_path / "ckpt")
+    file = tmp_path / "ckpt" / "agent.pt"
+    assert sorted(p.name for p in file.parent.iterdir()) == ["agent.pt"]
+    total, trainable = agent.num_params()
+    assert trainable < total / 10
+    assert file.stat().st_size < 8 * trainable + 1_000_000  # trainable weights only, not the frozen LM
+    other = _agent(dataset, text_file, seed=2)
+    other.load(tmp_path / "ckpt")
+    np.testing.assert_array_equal(other.obs_mean, agent.obs_mean)
+    policies = [a.make_policy(2, 40.0) for a in (agent, other)]
+    rng = np.random.default_rng(0)
+    for _ in range(7):  # past K=5: the cached mode's sliding window is exercised too
+        obs = rng.normal(size=(2, 12)).astype(np.float32)
+        first, second = (p.act(obs) for p in policies)
+        np.testing.assert_array_equal(first, second)
+        for p in policies:
+            p.observe(np.ones(2))
+    with pytest.raises(BenchError, match="lm_layers"):
+        _agent(dataset, text_file, lm_layers=2).load(tmp_path / "ckpt")
+    with pytest.raises(BenchError):
+        other.load(tmp_path / "missing")
+
+
+def test_fit_reduces_decision_loss(dataset: TrajectoryDataset, text_file: str) -> None:
+    agent = _agent(dataset, text_file, lm_loss_weight=0.0, batch_size=16, warmup_steps=5)
+    logs: list[tuple[int, dict[str, float]]] = []
+    agent.fit(dataset, 60, eval_every=15, on_log=lambda s, m: logs.append((s, m)))
+    assert [s for s, _ in logs] == [15, 30, 45, 60]
+    assert logs[-1][1]["decision_loss"] < 0.6 * logs[0][1]["decision_loss"]
