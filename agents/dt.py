@@ -272,14 +272,17 @@ class DTAgent(Agent):
     # --- checkpoints --------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        payload: dict[str, Any] = {
+        self.write_checkpoint(Path(path), {
             "format": CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
             "spec": asdict(self.spec), "seed": self.seed,
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "obs_mean": torch.from_numpy(self.obs_mean), "obs_std": torch.from_numpy(self.obs_std),
-        }
+        })
+
+    @staticmethod
+    def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+        """Write `payload` as the folder's checkpoint atomically (temp file, then rename)."""
+        path.mkdir(parents=True, exist_ok=True)
         tmp = path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
         torch.save(payload, tmp)
         os.replace(tmp, path / CHECKPOINT_FILE)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -298,18 +297,13 @@ class LaMoAgent(DTAgent):
 
     def save(self, path: Path) -> None:
         """Only trainable weights (LoRA, embeddings, head; all LM weights under full_finetune) are written."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        payload: dict[str, Any] = {
+        self.write_checkpoint(Path(path), {
             "format": LAMO_CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
             "spec": asdict(self.spec), "seed": self.seed, "backbone": asdict(self.config.backbone_spec(self.seed)),
             "lora_targets": list(self.lora_target_names),
             "trainable": {n: p.detach().cpu() for n, p in self.named_weights() if p.requires_grad},
             "obs_mean": torch.from_numpy(self.obs_mean), "obs_std": torch.from_numpy(self.obs_std),
-        }
-        tmp = path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-        torch.save(payload, tmp)
-        os.replace(tmp, path / CHECKPOINT_FILE)
+        })
 
     def load(self, path: Path) -> None:
         file = Path(path) / CHECKPOINT_FILE
