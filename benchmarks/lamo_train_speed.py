@@ -6,8 +6,8 @@ HalfCheetah-shaped dataset (17-dim observations, 6-dim actions, MLP embeddings; 
 
 CPU grid: SmolLM2-135M with all 30 blocks and truncated to 4, at the paper's batch 64 / K=20 (language
 sequences of 1024 tokens, batch 2) and at the quick profile's batch 16 / K=5 (language sequences of 256 tokens),
-each with lm_loss_weight 0.1 and 0, plus the quick profile's 2-block backbone with language batches of 2 x 256
-and 1 x 128 tokens. Peak memory on CPU is the process's peak resident set size (ru_maxrss),
+each with lm_loss_weight 0.1 and 0, plus the quick profile's 2-block backbone with language batches of 2 x 256,
+2 x 128 and 1 x 128 tokens. Peak memory on CPU is the process's peak resident set size (ru_maxrss),
 reported with the resident size right after the agent was built, so the difference is what training adds.
 
 With a GPU (torch.cuda.is_available()) the grid adds the paper's GPT-2-small-size configuration: a GPT-2 small
@@ -166,8 +166,8 @@ def grid(threads: int, quick: bool, cuda: bool, standin: str | None) -> list[dic
                 rows.append({"device": "cpu", "threads": threads, "lm_source": "smollm2-135m", "lm_layers": lm_layers,
                              "batch_size": batch, "context_length": k, "lm_block_size": block,
                              "lm_loss_weight": weight, "steps": steps})
-    # The quick profile's own backbone (2 blocks), with the paper's 2 x 256-token language batch and a lighter one.
-    for block, lm_batch, weight in ((256, 2, 0.1), (128, 1, 0.1), (256, 2, 0.0)):
+    # The quick profile's own backbone (2 blocks), with language batches from 2 x 256 tokens down to 1 x 128.
+    for block, lm_batch, weight in ((256, 2, 0.1), (128, 2, 0.1), (128, 1, 0.1), (256, 2, 0.0)):
         rows.append({"device": "cpu", "threads": threads, "lm_source": "smollm2-135m", "lm_layers": 2,
                      "batch_size": 16, "context_length": 5, "lm_block_size": block, "lm_batch_size": lm_batch,
                      "lm_loss_weight": weight, "steps": 1 if quick else 10})
