@@ -19,6 +19,11 @@ The script also times one evaluation step (`policy.act`, 10 parallel episodes, K
 long) of the full SmolLM2 in the "window" and "cached" modes: the reason LaMo evaluates "cached" by default.
 
     .venv/bin/python benchmarks/lamo_train_speed.py [--threads 1] [--only-cpu] [--no-eval] [--quick]
+        [--select TEXT --merge]   (re-measure some rows only, keeping the others in the JSON)
+
+Each CPU measurement runs under an address-space limit of the memory available at its start minus a margin
+(--memory-margin-gb): the paper-shape row with the full backbone and the language loss peaks near 21 GB, and on
+a shared machine a row that does not fit is reported as out of memory rather than taking others down with it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -80,8 +86,27 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _available_mb() -> float:
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["MemAvailable"].split()[0]) / 1024
+
+
 def measure(row: dict[str, Any]) -> dict[str, Any]:
-    """One configuration, in the calling process: build, warm up, time `row['steps']` training steps."""
+    """One configuration in a fresh process; a configuration that does not fit its memory limit is reported
+    as such instead of running the machine out of memory (other jobs share it)."""
+    limit = row.get("memory_limit_mb")
+    if limit:
+        cap = int(limit * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    try:
+        return _measure(row)
+    except Exception as err:  # reported in the row: one failed configuration must not lose the others
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return {**row, "error": f"{type(err).__name__} under a {limit} MiB address-space limit: {text[:160]}"}
+
+
+def _measure(row: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(int(row["threads"]))
     from agents.base import TaskSpec
     from agents.lamo import LaMoAgent
@@ -194,29 +219,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-eval", action="store_true", help="skip the window/cached evaluation timing")
     parser.add_argument("--quick", action="store_true", help="one timed step per configuration")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default reports/perf/...)")
+    parser.add_argument("--select", default="", help="only the rows whose label contains this text")
+    parser.add_argument("--merge", action="store_true",
+                        help="update the rows (and evaluation) measured now in the existing JSON, keep the others")
+    parser.add_argument("--memory-margin-gb", type=float, default=2.0,
+                        help="each measurement may use the memory available at its start minus this margin")
     args = parser.parse_args(argv)
     from bench.paths import reports_root
 
     out = args.out or reports_root() / "perf" / "lamo_train_speed.json"
     cuda = torch.cuda.is_available() and not args.only_cpu
     standin = gpt2_small_standin(Path(tempfile.gettempdir()) / "lamo-gpt2-small-standin") if cuda else None
-    rows = grid(args.threads, args.quick, cuda, standin)
+    rows = [row for row in grid(args.threads, args.quick, cuda, standin) if args.select in _label(row)]
     results: list[dict[str, Any]] = []
     context = get_context("spawn")
     for row in rows:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            result = pool.submit(measure, row).result()
+        row = {**row, "label": _label(row)}
+        if row["device"] == "cpu":
+            row["memory_limit_mb"] = round(_available_mb() - 1024 * args.memory_margin_gb)
+        try:
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                result = pool.submit(measure, row).result()
+        except BrokenProcessPool:
+            result = {**row, "error": "the measuring process died (killed for memory?)"}
         results.append(result)
+        if "error" in result:
+            print(f"{row['label']:<75} {result['error']}", flush=True)
+            continue
         memory = f"peak CUDA {result['peak_cuda_mb']} MiB" if "peak_cuda_mb" in result else \
             f"peak RSS {result['peak_rss_mb']} MiB (+{result['training_extra_mb']} over the built agent)"
-        print(f"{_label(row):<75} {result['steps_per_s']:8.4f} steps/s  {memory}", flush=True)
+        print(f"{row['label']:<75} {result['steps_per_s']:8.4f} steps/s  {memory}", flush=True)
     evaluation: dict[str, Any] | None = None
     if not args.no_eval:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             evaluation = pool.submit(measure_eval, args.threads, "cpu").result()
         print(f"evaluation (full SmolLM2, 10 episodes, K=20): window {evaluation['window_s_per_act']} s/act, "
               f"cached {evaluation['cached_s_per_act']} s/act ({evaluation['window_over_cached']}x)", flush=True)
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "lamo_train_speed", "task_shape": TASK_NAME, "command": " ".join([sys.executable, *sys.argv]),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
@@ -224,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                   "GPU rows use bf16 autocast and a random-weight GPT-2 small stand-in for gpt2"),
         "rows": results, "evaluation": evaluation,
     }
+    if args.merge and out.is_file():
+        previous = json.loads(out.read_text())
+        fresh = {r["label"] for r in results}
+        kept = [{**r, "label": r.get("label", _label(r))} for r in previous.get("rows", [])]
+        report["rows"] = [r for r in kept if r["label"] not in fresh] + results
+        report["evaluation"] = evaluation or previous.get("evaluation")
+        report["commands"] = [*previous.get("commands", [previous.get("command")]), report["command"]]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
