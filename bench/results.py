@@ -31,7 +31,9 @@ FINAL_COLUMNS = [
 
 
 @dataclass
-class EvalRow:
+class TrialKey:
+    """The fields that identify a trial's cell; every row starts with them, so reports never join."""
+
     run: str
     trial_id: str
     agent: str
@@ -42,6 +44,10 @@ class EvalRow:
     ratio: float
     seed: int
     profile: str
+
+
+@dataclass
+class EvalRow(TrialKey):
     step: int
     rtg_target: float | None
     score_mean: float
@@ -54,17 +60,7 @@ class EvalRow:
 
 
 @dataclass
-class FinalRow:
-    run: str
-    trial_id: str
-    agent: str
-    variant: str
-    task: str
-    domain: str
-    reward_type: str
-    ratio: float
-    seed: int
-    profile: str
+class FinalRow(TrialKey):
     status: str  # "ok" or "failed"
     error: str = ""
     rtg_target: float | None = None
