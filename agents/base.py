@@ -36,14 +36,17 @@ class TaskSpec:
     max_episode_steps: int
     reward_scale: float
     rtg_targets: tuple[float, ...]
+    clip_rewards: bool = False  # train (and count down returns-to-go) on rewards clipped to [-1, 1]
 
     @classmethod
     def from_task(cls, task: Task, dataset: TrajectoryDataset | None = None,
                   action_dim: int | None = None, observation_shape: tuple[int, ...] | None = None) -> TaskSpec:
-        """Spaces come from the dataset when given, else from the task's environment."""
+        """Spaces come from the dataset when given, else from the task's environment. The number of discrete
+        actions always comes from the environment: a dataset need not use every action."""
         if dataset is not None:
             observation_shape = observation_shape or dataset.observation_shape
-            action_dim = action_dim or dataset.action_dim
+            if task.action_kind != "discrete":
+                action_dim = action_dim or dataset.action_dim
         if observation_shape is None or action_dim is None:
             from bench.envs.factory import env_spaces
 
@@ -54,7 +57,7 @@ class TaskSpec:
             task=task.name, observation_shape=tuple(observation_shape), action_dim=int(action_dim),
             discrete=task.action_kind == "discrete", context_length=task.context_length,
             max_episode_steps=task.max_episode_steps, reward_scale=task.paper.reward_scale,
-            rtg_targets=task.rtg_targets,
+            rtg_targets=task.rtg_targets, clip_rewards=task.clip_rewards,
         )
 
 

@@ -116,7 +116,8 @@ class TransitionSampler:
             raise BenchError(
                 f"dataset {dataset.name!r} has no transitions with a next observation (every episode has one step)"
             )
-        self._obs = dataset.observations
+        self._dataset = dataset
+        self._episode_first = dataset.episode_first_index()
         self._actions = dataset.actions
         self._rewards = dataset.rewards
         self._discrete = dataset.discrete_actions
@@ -125,6 +126,10 @@ class TransitionSampler:
     def __len__(self) -> int:
         return len(self._valid)
 
+    def _observations(self, idx: np.ndarray) -> np.ndarray:
+        # Frame stacks of pixel datasets are built here (bench.data.frames); vectors are read as they are.
+        return self._dataset.observations_at(idx, self._episode_first[idx]).astype(np.float32)
+
     def sample(self, rng: np.random.Generator, batch_size: int) -> Any:
         from d3rlpy.dataset import TransitionMiniBatch
 
@@ -132,8 +137,8 @@ class TransitionSampler:
         nxt = np.minimum(idx + 1, self._n - 1)
         done = self._terminal[idx]
         keep = (~done).astype(np.float32)
-        obs = self._obs[idx].astype(np.float32)
-        next_obs = self._obs[nxt].astype(np.float32)
+        obs = self._observations(idx)
+        next_obs = self._observations(nxt)
         next_obs *= keep.reshape((-1,) + (1,) * (next_obs.ndim - 1))
         actions = self._actions[idx].astype(np.float32)
         next_actions = self._actions[nxt].astype(np.float32)

@@ -8,7 +8,7 @@ reuses with a pre-trained backbone; LaMo can subclass `DTAgent` and override `bu
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,7 +65,8 @@ class SequencePolicy:
     """
 
     def __init__(self, model: TrajectoryModel, num_envs: int, rtg_target: float, reward_scale: float,
-                 obs_mean: np.ndarray, obs_std: np.ndarray, mode: InferenceMode, device: str) -> None:
+                 obs_mean: np.ndarray, obs_std: np.ndarray, mode: InferenceMode, device: str,
+                 clip_rewards: bool = False) -> None:
         if mode not in INFERENCE_MODES:
             raise BenchError(f"inference mode {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
         self.model = model
@@ -73,6 +74,7 @@ class SequencePolicy:
         self.mode = mode
         self.device = torch.device(device)
         self.reward_scale = float(reward_scale)
+        self.clip_rewards = clip_rewards
         self.k = model.config.context_length
         self.discrete = model.config.discrete
         self.obs_mean = np.asarray(obs_mean, np.float32).reshape(-1)
@@ -133,7 +135,10 @@ class SequencePolicy:
         return action.cpu().numpy()
 
     def observe(self, rewards: np.ndarray) -> None:
-        r = torch.as_tensor(np.asarray(rewards, np.float32).reshape(self.n, 1), device=self.device)
+        raw = np.asarray(rewards, np.float32).reshape(self.n, 1)
+        if self.clip_rewards:  # the returns-to-go were learned on clipped rewards
+            raw = np.clip(raw, -1.0, 1.0)
+        r = torch.as_tensor(raw, device=self.device)
         self.rtg = self.rtg - r / self.reward_scale
         self.t += 1
         self._awaiting_observe = False
@@ -148,11 +153,16 @@ class DTAgent(Agent):
 
     @classmethod
     def default_config(cls, task: Task) -> DTConfig:
-        return DTConfig(
+        config = DTConfig(
             batch_size=task.paper.batch_size, grad_clip=task.paper.grad_clip, warmup_steps=task.paper.warmup_steps,
             dropout=task.paper.dropout, context_length=task.context_length, reward_scale=task.paper.reward_scale,
             max_timestep=task.max_episode_steps,
         )
+        if task.action_kind == "discrete":
+            # The DT paper's Atari model (its Table 8), which the LaMo paper's Atari DT baseline runs:
+            # 6 layers, 8 heads, learning rate 6e-4, weight decay 0.1 (gradient clip 1.0 comes from the task).
+            config = replace(config, n_layer=6, n_head=8, learning_rate=6e-4, weight_decay=0.1)
+        return config
 
     def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
         if not isinstance(config, DTConfig):
@@ -176,6 +186,7 @@ class DTAgent(Agent):
             discrete=self.spec.discrete, context_length=c.context_length, max_timestep=c.max_timestep,
             hidden_size=c.hidden_size, n_layer=c.n_layer, n_head=c.n_head, activation=c.activation,
             dropout=c.dropout, mlp_embedding=c.mlp_embedding, mlp_head=c.mlp_head, action_tanh=c.action_tanh,
+            obs_shape=tuple(self.spec.observation_shape),
         )
 
     def build_model(self) -> TrajectoryModel:
@@ -222,7 +233,7 @@ class DTAgent(Agent):
             raise BenchError(f"steps must be at least 1, got {steps}")
         c = self.config
         sampler = WindowSampler(dataset, c.context_length, reward_scale=c.reward_scale,
-                                max_timestep=c.max_timestep)
+                                max_timestep=c.max_timestep, clip_rewards=self.spec.clip_rewards)
         self.obs_mean, self.obs_std = sampler.obs_mean.copy(), sampler.obs_std.copy()
         rng = np.random.default_rng(self.seed)
         optimizer, scheduler = self._ensure_optimizer()
@@ -267,7 +278,8 @@ class DTAgent(Agent):
             raise BenchError(f"{self.name} is return-conditioned and needs a return-to-go target")
         self.model.eval()
         return SequencePolicy(self.model, num_envs, rtg_target, self.config.reward_scale, self.obs_mean,
-                              self.obs_std, mode or self.config.eval_mode, self.device)
+                              self.obs_std, mode or self.config.eval_mode, self.device,
+                              clip_rewards=self.spec.clip_rewards)
 
     # --- checkpoints --------------------------------------------------------------------------------------
 

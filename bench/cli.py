@@ -91,19 +91,25 @@ def data_build_cmd(
     transitions: Annotated[int | None, typer.Option(help="Dataset size in transitions (default: the recipe's).")]
     = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Recipe budget override key=value.")] = None,
+    if_missing: Annotated[bool, typer.Option(help="Do nothing when the generated dataset is already there.")]
+    = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a task's dataset here, D4RL-style (behaviour policy + rollouts); resumable after a kill."""
     from bench.data.build import build_dataset
     from bench.data.info import dataset_summary
-    from bench.data.loaders import load_minari_path
+    from bench.data.loaders import load_task_dataset, source_available, source_path
     from bench.tasks import get_task
 
     t = get_task(task)
+    generated = [src for src in t.sources if src.kind == "generated"]
+    if if_missing and generated and source_available(generated[0]):
+        console.print(f"{t.name}: generated dataset already at {source_path(generated[0])}; nothing to do")
+        return
     start = time.perf_counter()
     path = build_dataset(t, seed=seed, transitions=transitions, progress=not as_json,
                          **_parse_overrides(overrides or []))
-    summary = dataset_summary(t, load_minari_path(path, name=t.name))
+    summary = dataset_summary(t, load_task_dataset(t, source="generated"))
     summary["path"] = str(path)
     summary["build_wall_time_s"] = round(time.perf_counter() - start, 1)
     if as_json:
@@ -252,16 +258,22 @@ def run_cmd(
     = None,
     device: Annotated[str, typer.Option(help="torch device for trials when no GPU is scheduled.")] = "cpu",
     dry_run: Annotated[bool, typer.Option(help="Print the grid and its estimated cost; run nothing.")] = False,
+    build_missing: Annotated[bool, typer.Option(help="First build (`bench data build`) the datasets of the "
+                                                     "suite's tasks that are missing and can be generated here.")]
+    = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's grid of (agent, task, ratio, seed) trials with Ray Tune into results/<run>/."""
-    from bench.orchestrator import build_grid, estimate_seconds, run_grid, write_manifest
+    from bench.orchestrator import build_grid, build_missing_datasets, estimate_seconds, run_grid, write_manifest
     from bench.paths import results_root
     from bench.results import RunStore
     from bench.suites import get_profile, load_suite
 
     s = load_suite(suite)
     p = get_profile(profile or s.default_profile)
+    if build_missing and not dry_run:
+        for line in build_missing_datasets(_split(tasks) or list(s.tasks)):
+            console.print(line)
     plan = build_grid(s, p, agents=_split(agents), tasks=_split(tasks), ratios=_split(ratios, float),
                       seeds=_split(seeds, int), device=device)
     run_name = name or f"{s.name}-{p.name}"

@@ -76,6 +76,44 @@ def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, 
     return GridPlan(trials, skipped)
 
 
+def _build_one(task_name: str) -> str:
+    """Build one task's generated dataset in a worker process; returns a one-line report."""
+    import time
+
+    from bench.data.build import build_dataset
+
+    start = time.perf_counter()
+    try:
+        path = build_dataset(get_task(task_name), progress=False)
+    except BenchError as e:
+        return f"{task_name}: not built: {e}"
+    return f"{task_name}: built {path} in {time.perf_counter() - start:.0f}s"
+
+
+def build_missing_datasets(task_names: list[str], workers: int = 2) -> list[str]:
+    """Build, `workers` at a time, the generated datasets of the tasks that have no data yet.
+
+    Tasks with some dataset present, or no generated recipe, are left alone; one line per task says what
+    happened. Each build is single-threaded, so two of them fill a 2-core machine.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bench.data.loaders import resolve_source
+
+    todo = []
+    for name in task_names:
+        task = get_task(name)
+        try:
+            resolve_source(task)
+        except BenchError:
+            if any(s.kind == "generated" for s in task.sources):
+                todo.append(name)
+    if not todo:
+        return []
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+        return list(pool.map(_build_one, todo))
+
+
 def estimate_seconds(spec: TrialSpec) -> float:
     """Order-of-magnitude wall time of one trial on one CPU core (training + evaluation)."""
     from agents.registry import get_entry

@@ -74,6 +74,8 @@ class Task:
     paper: PaperHyperparameters
     sample_ratios: tuple[float, ...]
     notes: str = ""
+    # Train on rewards clipped to [-1, 1] (DQN convention; Atari). Scores are always the raw returns.
+    clip_rewards: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def normalize(self, score: float) -> float:
@@ -146,14 +148,17 @@ def _atari_task(game: str, env_game: str, random: float, human: float, targets: 
                 hp: PaperHyperparameters) -> Task:
     return Task(
         name=f"{game}-medium", domain=game, dataset="medium", reward_type="dense",
-        env_id=f"ALE/{env_game}-v5", env_kwargs={"frameskip": 1, "repeat_action_probability": 0.0},
+        env_id=f"ALE/{env_game}-v5", env_kwargs={"repeat_action_probability": 0.0},
         sources=(
             DataSource("dqn_replay", f"{env_game}/1"),
             DataSource("generated", f"lamo-bench/{game}/medium-v0"),
         ),
         random_score=random, expert_score=human, context_length=30, rtg_targets=targets,
         max_episode_steps=27_000, action_kind="discrete", paper=hp, sample_ratios=(0.1, 1.0),
-        notes="Human-normalized. 'medium' = 1% slice of the DQN-replay buffer (d4rl-atari).",
+        notes=("Human-normalized (paper Table 5). DQN preprocessing (bench.envs.atari), training on clipped "
+               "rewards. 'medium' = the paper's 1% slice of the DQN-replay buffer (bench.data.dqn_replay); "
+               "the generated substitute is a scripted player's data (bench.data.build.atari)."),
+        clip_rewards=True,
     )
 
 

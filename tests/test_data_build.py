@@ -49,8 +49,8 @@ def test_overrides_reach_nested_settings_and_reject_unknown_names() -> None:
 
 
 def test_atari_points_to_its_own_sources(data_root: Path) -> None:
-    with pytest.raises(BenchError, match="DQN-replay.*Breakout/1"):
-        build_dataset(get_task("breakout-medium"), progress=False)
+    with pytest.raises(BenchError, match="no scripted player for qbert-medium.*dqn_replay"):
+        build_dataset(get_task("qbert-medium"), progress=False)
     assert "dqn_replay:Pong/1" in str(_not_built_here(get_task("pong-medium")))
 
 

@@ -66,6 +66,12 @@ class TrajectoryModelConfig:
     mlp_embedding: bool = False  # LaMo: u(x) = W1 GELU(W0 x) instead of a linear map
     mlp_head: bool = False  # LaMo: hidden -> hidden -> act_dim instead of one linear layer
     action_tanh: bool = True  # squash continuous actions into [-1, 1]
+    # Full observation shape; a 3-D one (frames, height, width) of uint8 pixels gets the CNN state encoder.
+    obs_shape: tuple[int, ...] = ()
+
+    @property
+    def pixels(self) -> bool:
+        return len(self.obs_shape) == 3
 
 
 # --- backbone -------------------------------------------------------------------------------------------
@@ -118,6 +124,34 @@ def _vector_embedding(in_dim: int, hidden: int, mlp: bool) -> nn.Module:
     if mlp:
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
     return nn.Linear(in_dim, hidden)
+
+
+class PixelStateEncoder(nn.Module):
+    """Frame stacks (N, C, 84, 84) of 0-255 values -> (N, hidden): the DT and LaMo Atari state encoder.
+
+    Three convolutions (32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1, ReLU), flattened, then a linear
+    map and tanh, as in the Decision Transformer's Atari model that LaMo's Atari code builds on.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        channels, height, width = obs_shape
+        self.obs_shape = tuple(obs_shape)
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            features = int(self.convs(torch.zeros(1, channels, height, width)).shape[1])
+        self.project = nn.Sequential(nn.Linear(features, hidden), nn.Tanh())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        lead = pixels.shape[:-1]
+        x = pixels.reshape(-1, *self.obs_shape) / 255.0
+        out: torch.Tensor = self.project(self.convs(x))
+        return out.reshape(*lead, -1)
 
 
 def _discrete_embedding(num: int, hidden: int, mlp: bool) -> nn.Module:
@@ -181,7 +215,8 @@ class TrajectoryModel(nn.Module):
         mlp = config.mlp_embedding
         self.embed_timestep = nn.Embedding(config.max_timestep, hidden)
         self.embed_return = _vector_embedding(1, hidden, mlp)
-        self.embed_state = _vector_embedding(config.obs_dim, hidden, mlp)
+        self.embed_state = (PixelStateEncoder(config.obs_shape, hidden) if config.pixels
+                            else _vector_embedding(config.obs_dim, hidden, mlp))
         if config.discrete:
             self.embed_action = _discrete_embedding(config.act_dim, hidden, mlp)
         else:

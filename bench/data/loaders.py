@@ -99,7 +99,7 @@ def source_available(source: DataSource) -> bool:
     if source.kind == "d4rl_hdf5":
         return path.is_file()
     if source.kind in ("minari", "generated"):
-        return (path / "data").is_dir()
+        return (path / "data").is_dir() or (path / "replay_logs").is_dir()
     return path.is_dir() and any(path.iterdir())
 
 
@@ -118,13 +118,18 @@ def load_source(task: Task, source: DataSource, download: bool = False) -> Traje
     name = task.name
     if source.kind == "d4rl_hdf5":
         ds = load_d4rl_hdf5(source_path(source), name=name)
+    elif source.kind == "generated" and (source_path(source) / "replay_logs").is_dir():
+        from bench.data.dqn_replay import load_dqn_replay
+
+        # Generated Atari data is written in DQN-replay's own format, whole episodes per checkpoint.
+        ds = load_dqn_replay(source_path(source), name=name, transitions=None, keep_first_episode=True)
     elif source.kind in ("minari", "generated"):
         path = source_path(source)
         if download and source.kind == "minari" and not (path / "data").is_dir():
             _download_minari(source.id)
         ds = load_minari_path(path, name=name)
     else:
-        from bench.data.dqn_replay import load_dqn_replay  # Atari issue
+        from bench.data.dqn_replay import load_dqn_replay
 
         ds = load_dqn_replay(source_path(source), name=name)
     ds.metadata["source"] = str(source)

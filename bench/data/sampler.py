@@ -18,7 +18,7 @@ from bench.data.trajectories import TrajectoryDataset
 class WindowBatch:
     """One batch; arrays have leading shape (B, K)."""
 
-    observations: np.ndarray  # (B, K, *obs_shape), normalized float32 (raw uint8 for frames)
+    observations: np.ndarray  # (B, K, *obs_shape), normalized float32 (raw uint8 frame stacks for pixels)
     actions: np.ndarray  # (B, K, act_dim) float32, or (B, K) int64 for discrete actions
     returns_to_go: np.ndarray  # (B, K, 1) float32, divided by reward_scale
     timesteps: np.ndarray  # (B, K) int64, clipped to max_timestep
@@ -29,7 +29,7 @@ class WindowSampler:
     """Draws `WindowBatch`es from a dataset; precomputes returns-to-go and normalized observations once."""
 
     def __init__(self, dataset: TrajectoryDataset, context_length: int, reward_scale: float = 1.0,
-                 max_timestep: int = 1000, normalize_observations: bool = True) -> None:
+                 max_timestep: int = 1000, normalize_observations: bool = True, clip_rewards: bool = False) -> None:
         self.dataset = dataset
         self.k = int(context_length)
         self.max_timestep = int(max_timestep)
@@ -40,7 +40,8 @@ class WindowSampler:
         else:
             self.obs_mean, self.obs_std = dataset.state_stats()
             self.obs = ((dataset.observations - self.obs_mean) / self.obs_std).astype(np.float32)
-        self.rtg = (dataset.returns_to_go() / reward_scale).astype(np.float32)
+        self.rtg = (dataset.returns_to_go(clip_rewards) / reward_scale).astype(np.float32)
+        self.episode_first = dataset.episode_first_index()
         self.timesteps = np.minimum(dataset.timesteps(), self.max_timestep - 1)
         # Last valid index (exclusive) of the episode each transition belongs to.
         self.episode_end = np.repeat(dataset.episode_starts[1:], dataset.episode_lengths)
@@ -53,7 +54,8 @@ class WindowSampler:
         pad = (self.k - n_valid)[:, None]  # (B, 1)
         mask = offsets >= pad
         index = np.where(mask, start[:, None] + offsets - pad, start[:, None])  # padding reads a valid row
-        obs = self.obs[index]
+        obs = (self.dataset.observations_at(index, self.episode_first[index]) if self.dataset.frame_stack > 1
+               else self.obs[index])
         actions = self.dataset.actions[index]
         rtg = self.rtg[index][..., None]
         ts = self.timesteps[index]

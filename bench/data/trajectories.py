@@ -41,7 +41,8 @@ class TrajectoryDataset:
 
     `episode_starts` has one entry per episode plus a final entry equal to the number of transitions, so
     episode i is `[episode_starts[i], episode_starts[i+1])`. Continuous actions are float32 (N, act_dim);
-    discrete actions are int64 (N,). Observations are float32 vectors, or uint8 frames for pixel tasks.
+    discrete actions are int64 (N,). Observations are float32 vectors, or uint8 frames for pixel tasks:
+    single (N, H, W) frames with `metadata["frame_stack"]` = n, read as stacks by `observations_at`.
     """
 
     observations: np.ndarray
@@ -130,8 +131,29 @@ class TrajectoryDataset:
         return bool(np.issubdtype(self.actions.dtype, np.integer))
 
     @property
+    def frame_stack(self) -> int:
+        """Frames per observation (pixel datasets store single frames; 1 for vector observations)."""
+        return int(self.metadata.get("frame_stack", 1))
+
+    @property
     def observation_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.observations.shape[1:])
+        """Shape of one observation as a policy sees it (a frame stack for pixel datasets)."""
+        shape = tuple(int(d) for d in self.observations.shape[1:])
+        return (self.frame_stack, *shape) if self.frame_stack > 1 else shape
+
+    def episode_first_index(self) -> np.ndarray:
+        """Index of the first transition of each transition's episode (N,)."""
+        return np.repeat(self.episode_starts[:-1], self.episode_lengths)
+
+    def observations_at(self, index: np.ndarray, episode_first: np.ndarray | None = None) -> np.ndarray:
+        """Observations of the given transitions, shape (*index.shape, *observation_shape)."""
+        if self.frame_stack <= 1:
+            out: np.ndarray = self.observations[index]
+            return out
+        from bench.data.frames import stack_frames
+
+        first = self.episode_first_index()[index] if episode_first is None else episode_first
+        return stack_frames(self.observations, index, first, self.frame_stack)
 
     @property
     def action_dim(self) -> int:
@@ -159,11 +181,13 @@ class TrajectoryDataset:
     def episode_returns(self) -> np.ndarray:
         return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts[:-1])
 
-    def returns_to_go(self) -> np.ndarray:
-        """Undiscounted return from each step to the end of its episode (N,), float32."""
-        csum = np.cumsum(self.rewards.astype(np.float64))
+    def returns_to_go(self, clip_rewards: bool = False) -> np.ndarray:
+        """Undiscounted return from each step to the end of its episode (N,), float32; with `clip_rewards`,
+        of rewards clipped to [-1, 1] (the DQN convention Atari agents train on)."""
+        rewards = np.clip(self.rewards, -1.0, 1.0) if clip_rewards else self.rewards
+        csum = np.cumsum(rewards.astype(np.float64))
         end_csum = csum[self.episode_starts[1:] - 1]
-        rtg = end_csum[self.episode_index] - csum + self.rewards
+        rtg = end_csum[self.episode_index] - csum + rewards
         return rtg.astype(np.float32)
 
     def timesteps(self) -> np.ndarray:

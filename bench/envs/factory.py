@@ -20,9 +20,13 @@ def make_env(task: Task) -> gym.Env:
 
         gym.register_envs(gymnasium_robotics)
     if task.env_id.startswith("ALE/"):
-        import ale_py
+        from bench.envs.atari import make_atari_env
 
-        gym.register_envs(ale_py)
+        # DQN preprocessing; the time limit counts agent steps, after the 4-frame skip.
+        try:
+            return make_atari_env(task.env_id, task.max_episode_steps, **task.env_kwargs)
+        except gym.error.Error as e:
+            raise BenchError(f"cannot make environment {task.env_id} for {task.name}: {e}") from None
     try:
         env = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
     except gym.error.Error as e:
@@ -32,6 +36,11 @@ def make_env(task: Task) -> gym.Env:
 
         # Policies see D4RL's flat 60-dim kitchen observation, as in the datasets they are trained on.
         return KitchenD4RLObservation(env)
+    if task.domain == "pointmaze":
+        from bench.envs.pointmaze import PointMazeFlatObservation
+
+        # Policies see the generated datasets' flat [x, y, vx, vy, goal_x, goal_y].
+        return PointMazeFlatObservation(env)
     return env
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bench.data.build.config import LocomotionRecipe, MazeRecipe, ReacherRecipe, with_overrides
+from bench.data.build.config import AtariRecipe, LocomotionRecipe, MazeRecipe, ReacherRecipe, with_overrides
 from bench.data.loaders import how_to_get
 from bench.errors import BenchError
 from bench.tasks import DataSource, Task
@@ -43,8 +43,7 @@ def _generated_source(task: Task) -> DataSource:
 def _not_built_here(task: Task) -> BenchError:
     others = [s for s in task.sources if s.kind != "generated"]
     hints = "; ".join(f"{s}: {how_to_get(task, s)}" for s in others)
-    owner = "the Atari issue provides it (a DQN-replay 1% slice, not an online-trained policy)"
-    return BenchError(f"`bench data build` has no recipe for {task.name}: {owner}; meanwhile {hints}")
+    return BenchError(f"`bench data build` has no recipe for {task.name}; get its data from {hints}")
 
 
 def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, progress: bool = True,
@@ -83,4 +82,9 @@ def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, pro
             from bench.data.build.kitchen import build_kitchen, kitchen_recipe
 
             return build_kitchen(task, source.id, seed, transitions, progress, kitchen_recipe(budget_overrides))
+        if task.env_id.startswith("ALE/"):
+            from bench.data.build.atari import build_atari
+
+            return build_atari(task, source.id, seed, transitions, progress,
+                               with_overrides(AtariRecipe(), budget_overrides), workdir, on_checkpoint)
     raise _not_built_here(task)

@@ -93,7 +93,20 @@ class MazeRecipe:
     n_envs: int = 8
 
 
-RecipeT = TypeVar("RecipeT", ReacherRecipe, LocomotionRecipe, MazeRecipe)
+@dataclass(frozen=True)
+class AtariRecipe:
+    """Scripted medium-quality Atari player (bench.data.build.atari explains the choices)."""
+
+    transitions: int = 100_000
+    checkpoint_transitions: int = 25_000
+    epsilon_start: float = 0.3
+    epsilon_end: float = 0.02
+    # Aim point relative to the paddle, drawn per episode from this range (game RAM units).
+    aim_offset: tuple[int, int] = (6, 16)
+    dead_zone: int = 2
+
+
+RecipeT = TypeVar("RecipeT", ReacherRecipe, LocomotionRecipe, MazeRecipe, AtariRecipe)
 
 
 def _coerce(name: str, current: Any, value: Any) -> Any:

@@ -1,0 +1,166 @@
+"""The DQN-replay format (Agarwal et al. 2020; Dopamine's replay checkpoints) that d4rl-atari and the LaMo
+paper's Atari data come from, read from and written to a local directory.
+
+A run's `replay_logs/` folder holds, per checkpoint ("epoch") i, four gzipped `.npy` arrays named
+`$store$_<name>_ckpt.<i>.gz`: observation (1M single 84x84 uint8 frames), action (int32), reward (float32,
+clipped to [-1, 1] by the DQN agent that stored them) and terminal (uint8). d4rl-atari's download cache names
+the same arrays `<i>/<name>.gz`; both layouts are read. A run has 50 checkpoints of 1M transitions each.
+
+The paper's "medium" data (DT's and LaMo's Atari code) is 1% of the replay, 500K transitions made of whole
+episodes drawn from the buffers. Here the budget is split evenly over the checkpoints present, and each
+checkpoint contributes its complete episodes in order (the partial episode at the start of a checkpoint,
+which began in the previous one, and the unfinished one at its end are dropped). d4rl-atari's "medium" is
+checkpoint 10 alone: pass `epochs=(10,)` and no budget.
+
+Arrays are decompressed once into an uncompressed `.npy` cache beside the data root and then memory-mapped,
+so a 7 GB frame array is paged in as the sampler touches it; frames stay single and are stacked when read
+(`bench.data.frames`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.trajectories import TrajectoryDataset
+from bench.errors import BenchError
+
+ARRAYS = ("observation", "action", "reward", "terminal")
+FRAME_STACK = 4
+MEDIUM_TRANSITIONS = 500_000  # 1% of a 50M-transition DQN-replay run (DT and LaMo Atari code)
+_DOPAMINE = re.compile(r"^\$store\$_(observation|action|reward|terminal)_ckpt\.(\d+)\.gz$")
+
+
+def replay_dir(path: Path) -> Path:
+    """The folder holding the arrays: `path` itself or its `replay_logs/`."""
+    path = Path(path)
+    return path / "replay_logs" if (path / "replay_logs").is_dir() else path
+
+
+def checkpoint_files(path: Path) -> dict[int, dict[str, Path]]:
+    """{epoch: {array name: file}} of the complete checkpoints (all four arrays present) under `path`."""
+    root = replay_dir(path)
+    found: dict[int, dict[str, Path]] = {}
+    if root.is_dir():
+        for f in root.iterdir():
+            m = _DOPAMINE.match(f.name)
+            if m:
+                found.setdefault(int(m.group(2)), {})[m.group(1)] = f
+            elif f.is_dir() and f.name.isdigit():
+                for name in ARRAYS:
+                    if (f / f"{name}.gz").is_file():
+                        found.setdefault(int(f.name), {})[name] = f / f"{name}.gz"
+    return {e: files for e, files in sorted(found.items()) if set(files) == set(ARRAYS)}
+
+
+def write_checkpoint(path: Path, epoch: int, arrays: Mapping[str, np.ndarray], compresslevel: int = 6) -> None:
+    """Write one checkpoint in Dopamine's layout under `path/replay_logs/`, each file atomically."""
+    missing = set(ARRAYS) - set(arrays)
+    if missing:
+        raise BenchError(f"a DQN-replay checkpoint needs arrays {', '.join(ARRAYS)}; missing {', '.join(missing)}")
+    root = Path(path) / "replay_logs"
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ARRAYS:
+        final = root / f"$store$_{name}_ckpt.{epoch}.gz"
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        with gzip.open(tmp, "wb", compresslevel=compresslevel) as f:
+            np.save(f, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+        os.replace(tmp, final)
+
+
+def _cached_array(file: Path, cache_root: Path) -> np.ndarray:
+    """The array in gzipped `.npy` `file`, decompressed once into `cache_root` and memory-mapped."""
+    stat = file.stat()
+    key = hashlib.sha256(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_root / f"{file.name.removesuffix('.gz')}-{key}.npy"
+    if not target.is_file():
+        cache_root.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            with gzip.open(file, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, length=1 << 22)
+            np.load(tmp, mmap_mode="r", allow_pickle=False)  # a corrupt file fails here, not later
+        except (OSError, EOFError, ValueError) as e:
+            tmp.unlink(missing_ok=True)
+            raise BenchError(f"DQN-replay file {file} is not a gzipped .npy array: {type(e).__name__}: {e}") from None
+        os.replace(tmp, target)
+    arr: np.ndarray = np.load(target, mmap_mode="r", allow_pickle=False)
+    return arr
+
+
+def _complete_episodes(terminals: np.ndarray, budget: int | None) -> tuple[int, int]:
+    """[start, end) covering whole episodes of one checkpoint, at most `budget` transitions if given."""
+    ends = np.flatnonzero(terminals) + 1
+    if len(ends) == 0:
+        return 0, 0
+    # The segment up to the first terminal may have begun in an earlier checkpoint: dropped, unless it is
+    # the only episode that ends here.
+    start = int(ends[0]) if len(ends) > 1 else 0
+    usable = ends[ends > start]
+    if budget is not None:
+        usable = usable[usable - start <= budget]
+    if len(usable) == 0:
+        return start, start
+    return start, int(usable[-1])
+
+
+def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None = None,
+                    transitions: int | None = MEDIUM_TRANSITIONS, cache_root: Path | None = None,
+                    keep_first_episode: bool = False) -> TrajectoryDataset:
+    """Complete episodes from the DQN-replay checkpoints under `path` (see the module docstring).
+
+    `epochs` picks checkpoints (default: all present); `transitions` caps the total (None: everything).
+    `keep_first_episode` keeps each checkpoint's first episode, for data written episode-aligned (the
+    generated substitute), where nothing began in an earlier checkpoint.
+    """
+    from bench.paths import data_root
+
+    files = checkpoint_files(path)
+    if not files:
+        raise BenchError(f"no DQN-replay checkpoints under {path}; expected files like "
+                         f"'$store$_observation_ckpt.10.gz' (with action, reward, terminal) in it or in replay_logs/")
+    chosen = sorted(files) if epochs is None else list(epochs)
+    unknown = [e for e in chosen if e not in files]
+    if unknown:
+        raise BenchError(f"DQN-replay checkpoint(s) {unknown} not under {path}; present: {sorted(files)}")
+    if transitions is not None and transitions < 1:
+        raise BenchError(f"transitions must be positive or None, got {transitions}")
+    cache = cache_root or data_root() / "cache" / "dqn_replay"
+    per_ckpt = None if transitions is None else max(1, transitions // len(chosen))
+    parts: list[dict[str, np.ndarray]] = []
+    for epoch in chosen:
+        arrays = {n: _cached_array(files[epoch][n], cache) for n in ARRAYS}
+        n = len(arrays["reward"])
+        shapes = {k: v.shape for k, v in arrays.items()}
+        if any(v.shape[0] != n for v in arrays.values()) or arrays["observation"].ndim != 3:
+            raise BenchError(f"DQN-replay checkpoint {epoch} under {path} has mismatched arrays {shapes}")
+        terminals = np.asarray(arrays["terminal"]).astype(bool)
+        if keep_first_episode:
+            ends = np.flatnonzero(terminals) + 1
+            usable = ends if per_ckpt is None else ends[ends <= per_ckpt]
+            start, end = 0, int(usable[-1]) if len(usable) else 0
+        else:
+            start, end = _complete_episodes(terminals, per_ckpt)
+        if end > start:
+            parts.append({k: v[start:end] for k, v in arrays.items()})
+    if not parts:
+        raise BenchError(f"DQN-replay data under {path} holds no complete episode in checkpoints {chosen}")
+
+    def joined(key: str) -> np.ndarray:
+        # One checkpoint stays a memory-mapped view; several are concatenated into memory.
+        return parts[0][key] if len(parts) == 1 else np.concatenate([p[key] for p in parts])
+
+    terminals = joined("terminal").astype(bool)
+    return TrajectoryDataset.from_flat(
+        observations=joined("observation"), actions=np.asarray(joined("action")).astype(np.int64),
+        rewards=np.asarray(joined("reward"), np.float32), terminals=terminals,
+        timeouts=np.zeros_like(terminals), name=name,
+        metadata={"frame_stack": FRAME_STACK, "dqn_replay_epochs": chosen, "dqn_replay_path": str(path)},
+    )
