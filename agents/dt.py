@@ -82,7 +82,11 @@ class SequencePolicy:
         self.t = 0
         self.rtg = torch.full((self.n, 1), float(rtg_target) / self.reward_scale, device=self.device)
         obs_dim, act_dim = model.config.obs_dim, model.config.act_dim
-        self.h_obs = torch.zeros((self.n, 0, obs_dim), device=self.device)
+        # Pixel tasks keep each step's CNN state embedding rather than its frames: the same numbers as
+        # re-encoding the window every step, without running the CNN on K frame stacks per step.
+        self.embed_once = model.config.pixels
+        width = model.hidden_size if self.embed_once else obs_dim
+        self.h_obs = torch.zeros((self.n, 0, width), device=self.device)
         self.h_act = (torch.zeros((self.n, 0), dtype=torch.long, device=self.device) if self.discrete
                       else torch.zeros((self.n, 0, act_dim), device=self.device))
         self.h_rtg = torch.zeros((self.n, 0, 1), device=self.device)
@@ -121,12 +125,13 @@ class SequencePolicy:
             assert self.cache is not None
             pred = self.model.step_cached(self.cache, obs, self.rtg, ts, self.prev_action)
         else:
-            self._append(obs, ts)
+            self._append(self.model.embed_state(self.model._float(obs)) if self.embed_once else obs, ts)
             if self.mode == "window":
                 # Episodes run in lock step, so every row has the same history length and needs no padding.
-                pred = self.model.predict_last(self.h_obs, self.h_act, self.h_rtg, self.h_ts)
+                pred = self.model.predict_last(self.h_obs, self.h_act, self.h_rtg, self.h_ts, self.embed_once)
             else:
-                pred = self.model.forward_banded(self.h_obs, self.h_act, self.h_rtg, self.h_ts)[:, -1]
+                pred = self.model.forward_banded(self.h_obs, self.h_act, self.h_rtg, self.h_ts,
+                                                 self.embed_once)[:, -1]
         action = pred.argmax(-1) if self.discrete else pred.float()
         if self.mode != "cached":
             self.h_act[:, -1] = action

@@ -110,7 +110,11 @@ def build_missing_datasets(task_names: list[str], workers: int = 2) -> list[str]
                 todo.append(name)
     if not todo:
         return []
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+    import multiprocessing
+
+    # Fresh interpreters: the parent may hold torch/OpenMP threads that a fork would copy half-initialised.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))), mp_context=context) as pool:
         return list(pool.map(_build_one, todo))
 
 

@@ -196,3 +196,30 @@ def test_pong_build_is_resumable_and_loads(data_root: Path) -> None:
     assert fresh.content_hash() == resumed.content_hash()
     with pytest.raises(BenchError, match="no scripted player"):
         build_dataset(get_task("qbert-medium"), transitions=100, progress=False)
+
+
+def test_window_policy_embeds_each_frame_stack_once_with_the_same_result() -> None:
+    from agents.dt import DTAgent
+
+    spec = TaskSpec(task="pong-medium", observation_shape=(4, 84, 84), action_dim=6, discrete=True,
+                    context_length=3, max_episode_steps=50, reward_scale=1.0, rtg_targets=(5.0,), clip_rewards=True)
+    c = DTAgent.default_config(PONG).with_overrides({"n_layer": 1, "hidden_size": 32, "context_length": 3,
+                                                     "max_timestep": 50})
+    agent = DTAgent(c, spec)
+    model = agent.model.eval()
+    rng = np.random.default_rng(0)
+    frames = torch.as_tensor(rng.integers(0, 255, (2, 3, 4, 84, 84)), dtype=torch.float32)
+    actions = torch.as_tensor(rng.integers(0, 6, (2, 3)))
+    rtg, ts = torch.ones(2, 3, 1), torch.arange(3).repeat(2, 1)
+    with torch.no_grad():
+        raw = model.predict_last(frames.reshape(2, 3, -1), actions, rtg, ts)
+        embedded = model.predict_last(model.embed_state(frames.reshape(2, 3, -1)), actions, rtg, ts, True)
+    torch.testing.assert_close(raw, embedded)
+    policy = agent.make_policy(2, 5.0)
+    assert policy.embed_once
+    for _ in range(5):  # past K, so the window slides
+        out = policy.act(rng.integers(0, 255, (2, 4, 84, 84)).astype(np.uint8))
+        policy.observe(np.array([2.0, -1.0]))
+        assert out.shape == (2,) and out.dtype == np.int64
+    assert policy.h_obs.shape == (2, 3, 32)
+    torch.testing.assert_close(policy.rtg, torch.tensor([[0.0], [10.0]]))  # 5 - 5 x clip(2), 5 + 5 x 1

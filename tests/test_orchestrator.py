@@ -136,3 +136,12 @@ def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Pat
         assert manifest["machine"]["ray_address"] == f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)
+
+
+def test_build_missing_builds_only_what_is_absent(reacher_data_root: Path) -> None:
+    from bench.orchestrator import build_missing_datasets
+
+    # Reacher2d's data is present, so nothing is built; Qbert's generated source has no recipe here, which
+    # is reported in one line instead of stopping the run.
+    lines = build_missing_datasets(["reacher2d-medium", "qbert-medium"])
+    assert len(lines) == 1 and lines[0].startswith("qbert-medium: not built:") and "dqn_replay" in lines[0]

@@ -248,12 +248,18 @@ class TrajectoryModel(nn.Module):
         return self.embed_timestep(timesteps.clamp(0, self.config.max_timestep - 1))
 
     def embed_steps(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                    timesteps: torch.Tensor) -> torch.Tensor:
-        """(B, T, ...) step inputs -> (B, 3T, H) interleaved R, s, a token embeddings."""
+                    timesteps: torch.Tensor, states_embedded: bool = False) -> torch.Tensor:
+        """(B, T, ...) step inputs -> (B, 3T, H) interleaved R, s, a token embeddings.
+
+        With `states_embedded`, `observations` are already `embed_state` outputs (B, T, H): the window-mode
+        evaluator keeps those for pixel tasks instead of re-running the CNN on K frame stacks every step.
+        """
         b, t = timesteps.shape
         time = self._time(timesteps)
         r = self.embed_return(self._float(returns_to_go)) + time
-        s = self.embed_state(self._float(observations.reshape(b, t, -1))) + time
+        states = self._float(observations) if states_embedded else self.embed_state(
+            self._float(observations.reshape(b, t, -1)))
+        s = states + time
         a = self._action(actions) + time
         tokens = torch.stack((r, s, a), dim=2).reshape(b, TOKENS_PER_STEP * t, self.hidden_size)
         return self.embed_ln(tokens)
@@ -289,13 +295,13 @@ class TrajectoryModel(nn.Module):
         return preds
 
     def predict_last(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                     timesteps: torch.Tensor) -> torch.Tensor:
+                     timesteps: torch.Tensor, states_embedded: bool = False) -> torch.Tensor:
         """Prediction (B, act_dim) for the last step of an unpadded window (every row equally long).
 
         Same result as `forward(...)[:, -1]` on the left-padded window, cheaper: no padding, plain causal
         attention, and the last step's action token (after s_t, so it cannot change the prediction) is left out.
         """
-        tokens = self.embed_steps(observations, actions, returns_to_go, timesteps)[:, :-1]
+        tokens = self.embed_steps(observations, actions, returns_to_go, timesteps, states_embedded)[:, :-1]
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         pred: torch.Tensor = self.predict_action(self._decode(tokens, None, positions)[:, -1])
         return pred
@@ -314,10 +320,10 @@ class TrajectoryModel(nn.Module):
     # --- banded mode (uncached reference of the cached mode) ---------------------------------------------
 
     def forward_banded(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                       timesteps: torch.Tensor) -> torch.Tensor:
+                       timesteps: torch.Tensor, states_embedded: bool = False) -> torch.Tensor:
         """Action predictions (B, T, act_dim) over a whole history under sliding-window attention."""
         b, t = timesteps.shape
-        tokens = self.embed_steps(observations, actions, returns_to_go, timesteps)
+        tokens = self.embed_steps(observations, actions, returns_to_go, timesteps, states_embedded)
         positions = torch.arange(TOKENS_PER_STEP * t, device=tokens.device)
         hidden = self._decode(tokens, attention_bias(positions, positions, self.band, tokens.dtype), positions)
         preds: torch.Tensor = self.predict_action(hidden.reshape(b, t, TOKENS_PER_STEP, -1)[:, :, 1])
