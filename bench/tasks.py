@@ -174,7 +174,10 @@ def _maze(name: str, env_id: str, random: float, expert: float) -> Task:
         max_episode_steps=300 if name == "umaze" else 600, action_kind="continuous", paper=_MAZE,
         sample_ratios=(0.01, 0.1, 1.0),
         notes=("Not in the LaMo paper: extra sparse task (D4RL maze2d recipe). Reference scores are D4RL's "
-               "maze2d-*-v1 ones (infos.py); gymnasium-robotics PointMaze differs slightly from maze2d."),
+               "maze2d-*-v1 ones (infos.py); gymnasium-robotics PointMaze differs slightly from maze2d. "
+               "Evaluation keeps the goal fixed and pays 1 per step within reach of it (D4RL's setting); the "
+               "data, like D4RL's, moves the goal once reached, so dataset returns (goals reached) normalize "
+               "below 0."),
     )
 
 

@@ -56,7 +56,7 @@ def test_grid_filters_and_missing_data(reacher_data_root: Path) -> None:
     assert {t.task for t in plan.trials} == {"reacher2d-medium"}
     assert len(plan.trials) == 2 * 3 * 3  # agents x paper ratios x seeds
     assert "bench data build kitchen-complete" in plan.skipped["kitchen-complete"]
-    assert all(t.steps == 300 and t.eval_episodes == 5 and t.profile == "quick" for t in plan.trials)
+    assert all(t.steps == 200 and t.eval_episodes == 3 and t.profile == "quick" for t in plan.trials)
     assert len({t.trial_id for t in plan.trials}) == len(plan.trials)
     small = build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt"], ratios=[0.3], seeds=[1])
     assert [(t.ratio, t.seed) for t in small.trials] == [(0.3, 1)]
