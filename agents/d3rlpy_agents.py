@@ -16,7 +16,6 @@ optimizer state.
 from __future__ import annotations
 
 import io
-import os
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, AgentConfig, EvalCallback, LogCallback, TaskSpec, eval_steps
+from agents.checkpoint import first_line, read_checkpoint, write_checkpoint
 from agents.d3rlpy_configs import (
     BCConfig,
     CQLConfig,
@@ -374,23 +374,14 @@ class D3rlpyAgent(Agent):
             "stats": self._stats.to_payload(), "grad_step": int(self._algo.grad_step),
             "d3rlpy_model": torch.frombuffer(bytearray(weights.getvalue()), dtype=torch.uint8),
         }
-        tmp = path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path / CHECKPOINT_FILE)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_checkpoint(path, CHECKPOINT_FILE, payload)
 
     def load(self, path: Path) -> None:
         """Rebuild the algorithm from this agent's config and the saved scaler statistics, then load weights.
         The checkpoint must come from the same agent and architecture."""
         file = Path(path) / CHECKPOINT_FILE
-        if not file.is_file():
-            raise BenchError(f"no checkpoint at {file}")
+        payload = read_checkpoint(path, CHECKPOINT_FILE, self.name)
         try:
-            payload = torch.load(file, map_location="cpu", weights_only=True)
-            if payload.get("agent") != self.name:
-                raise BenchError(f"checkpoint {file} is for agent {payload.get('agent')!r}, not {self.name!r}")
             if payload.get("config_type") != type(self.config).__name__:
                 raise BenchError(
                     f"checkpoint {file} holds a {payload.get('config_type')}, this agent has a "
@@ -402,8 +393,7 @@ class D3rlpyAgent(Agent):
             algo.impl.load_model(io.BytesIO(payload["d3rlpy_model"].numpy().tobytes()))
             algo.set_grad_step(int(payload["grad_step"]))
         except (RuntimeError, KeyError, EOFError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BenchError(f"checkpoint {file} does not fit this {self.name} agent: {first}") from None
+            raise BenchError(f"checkpoint {file} does not fit this {self.name} agent: {first_line(e)}") from None
         self._algo, self._stats = algo, stats
 
     def num_params(self) -> tuple[int, int]:

@@ -7,7 +7,6 @@ reuses with a pre-trained backbone; LaMo can subclass `DTAgent` and override `bu
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, AgentConfig, EvalCallback, LogCallback, TaskSpec, eval_steps
+from agents.checkpoint import first_line, read_checkpoint, write_checkpoint
 from agents.models.trajectory import INFERENCE_MODES, InferenceMode, TrajectoryModel, TrajectoryModelConfig
 from bench.data.sampler import WindowBatch, WindowSampler
 from bench.data.trajectories import TrajectoryDataset
@@ -299,25 +299,18 @@ class DTAgent(Agent):
     @staticmethod
     def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         """Write `payload` as the folder's checkpoint atomically (temp file, then rename)."""
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-        torch.save(payload, tmp)
-        os.replace(tmp, path / CHECKPOINT_FILE)
+        write_checkpoint(path, CHECKPOINT_FILE, payload)
 
     def load(self, path: Path) -> None:
-        file = Path(path) / CHECKPOINT_FILE
-        if not file.is_file():
-            raise BenchError(f"no checkpoint at {file}")
+        payload = read_checkpoint(path, CHECKPOINT_FILE, self.name, self.device)
         try:
-            payload = torch.load(file, map_location=self.device, weights_only=True)
-            if payload.get("agent") != self.name:
-                raise BenchError(f"checkpoint {file} is for agent {payload.get('agent')!r}, not {self.name!r}")
             self.model.load_state_dict(payload["state_dict"])
-        except (RuntimeError, KeyError, EOFError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BenchError(f"checkpoint {file} does not fit this {self.name} agent: {first}") from None
-        self.obs_mean = payload["obs_mean"].cpu().numpy().astype(np.float32)
-        self.obs_std = payload["obs_std"].cpu().numpy().astype(np.float32)
+            obs_mean, obs_std = payload["obs_mean"], payload["obs_std"]
+        except (RuntimeError, KeyError) as e:
+            raise BenchError(f"checkpoint {Path(path) / CHECKPOINT_FILE} does not fit this {self.name} agent: "
+                             f"{first_line(e)}") from None
+        self.obs_mean = obs_mean.cpu().numpy().astype(np.float32)
+        self.obs_std = obs_std.cpu().numpy().astype(np.float32)
         self.model.eval()
 
     def num_params(self) -> tuple[int, int]:

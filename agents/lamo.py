@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import AgentConfig, TaskSpec
+from agents.checkpoint import read_checkpoint
 from agents.dt import CHECKPOINT_FILE, DTAgent, DTConfig
 from agents.lm.backbone import DEFAULT_SOURCE, BackboneSpec, decoder_of, load_backbone, perplexity
 from agents.lm.corpus import DEFAULT_CORPUS, TokenCorpus, build_corpus
@@ -307,13 +308,8 @@ class LaMoAgent(DTAgent):
 
     def load(self, path: Path) -> None:
         file = Path(path) / CHECKPOINT_FILE
-        if not file.is_file():
-            raise BenchError(f"no checkpoint at {file}")
-        try:
-            payload = torch.load(file, map_location=self.device, weights_only=True)
-        except (RuntimeError, EOFError, OSError) as e:
-            raise BenchError(f"cannot read checkpoint {file}: {_first_line(e)}") from None
-        if payload.get("agent") != self.name or payload.get("format") != LAMO_CHECKPOINT_FORMAT:
+        payload = read_checkpoint(path, CHECKPOINT_FILE, self.name, self.device)
+        if payload.get("format") != LAMO_CHECKPOINT_FORMAT:
             raise BenchError(f"checkpoint {file} is for agent {payload.get('agent')!r} (format "
                              f"{payload.get('format')}), not {self.name!r} format {LAMO_CHECKPOINT_FORMAT}")
         saved_config = payload.get("config", {})
@@ -340,9 +336,6 @@ class LaMoAgent(DTAgent):
         self.model.eval()
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 # --- the language-retention measurement -------------------------------------------------------------------

@@ -134,11 +134,13 @@ def measure_sampler(transitions: int = 1_000_000, batch: int = 64, k: int = 20, 
             "reference_loop_windows_per_s": loop, "ratio": vec / loop}
 
 
-def measure_eval(task_name: str = "hopper-medium", episodes: int = 20, max_steps: int = 300, k: int = 20,
-                 seed: int = 0) -> dict[str, Any]:
-    """Batched (window, cached) vs one-episode-at-a-time evaluation of the same untrained DT on the same episodes.
+def eval_comparison(task_name: str = "hopper-medium", episodes: int = 20, max_steps: int = 300, k: int = 20,
+                    seed: int = 0, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:
+    """(task, agent, {evaluator: EvalResult}): the same untrained DT evaluated one episode at a time (the
+    reference evaluators' way) and batched in window and cached modes, on the same episodes.
 
-    Hopper runs without early termination so an untrained policy's episodes last `max_steps` and fill the window.
+    Hopper and Walker2d run without early termination so an untrained policy's episodes last `max_steps` and
+    fill the window. `benchmarks/eval_throughput.py` reports the same runs in more detail.
     """
     from agents.base import TaskSpec
     from agents.dt import DTAgent
@@ -151,9 +153,9 @@ def measure_eval(task_name: str = "hopper-medium", episodes: int = 20, max_steps
         kwargs["terminate_when_unhealthy"] = False
     task = dataclasses.replace(base, max_episode_steps=max_steps, env_kwargs=kwargs, context_length=k)
     agent = DTAgent(DTAgent.default_config(base).with_overrides({"context_length": k}), TaskSpec.from_task(task),
-                    seed=seed)
+                    device=device, seed=seed)
     target = [task.rtg_targets[0]]
-    evaluate(agent, task, 2, seed, target)  # warm-up
+    evaluate(agent, task, 2, seed, target)  # warm-up: first-call costs out of the timings
 
     def factory(mode: Any) -> Any:
         return lambda n, t: agent.make_policy(n, t, mode=mode)
@@ -163,12 +165,19 @@ def measure_eval(task_name: str = "hopper-medium", episodes: int = 20, max_steps
         "batched_window": evaluate(agent, task, episodes, seed, target, policy_factory=factory("window")),
         "batched_cached": evaluate(agent, task, episodes, seed, target, policy_factory=factory("cached")),
     }
+    return task, agent, {name: results[0] for name, results in runs.items()}
+
+
+def measure_eval(task_name: str = "hopper-medium", episodes: int = 20, max_steps: int = 300, k: int = 20,
+                 seed: int = 0) -> dict[str, Any]:
+    """Episodes/s and env steps/s of each evaluator in `eval_comparison`, and the batched ones' speed-ups."""
+    _, _, runs = eval_comparison(task_name, episodes, max_steps, k, seed)
     out: dict[str, Any] = {"task": task_name, "episodes": episodes, "max_steps": max_steps, "k": k}
-    for name, (res,) in runs.items():
+    for name, res in runs.items():
         out[name] = {"episodes_per_s": episodes / res.wall_time_s, "env_steps_per_s": res.env_steps / res.wall_time_s}
-    seq = runs["sequential_window"][0].wall_time_s
-    out["ratio_batched_window"] = seq / runs["batched_window"][0].wall_time_s
-    out["ratio_batched_cached"] = seq / runs["batched_cached"][0].wall_time_s
+    seq = runs["sequential_window"].wall_time_s
+    out["ratio_batched_window"] = seq / runs["batched_window"].wall_time_s
+    out["ratio_batched_cached"] = seq / runs["batched_cached"].wall_time_s
     return out
 
 

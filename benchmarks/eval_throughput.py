@@ -16,7 +16,6 @@ mode also cuts the arithmetic (3 new tokens per step instead of 3K).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -27,23 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import TaskSpec
-from agents.dt import DTAgent
-from agents.models.trajectory import InferenceMode
-from bench.evaluate import EvalResult, PolicyFactory, evaluate, evaluate_sequential
+from bench.evaluate import EvalResult
 from bench.paths import results_root
-from bench.tasks import Task, get_task
+from bench.perf import eval_comparison
+from bench.tasks import get_task
 
 REQUIRED_SPEEDUP = 5.0
-
-
-def _setting(name: str, max_steps: int, context_length: int | None) -> Task:
-    task = get_task(name)
-    kwargs = dict(task.env_kwargs)
-    if task.env_id.startswith(("Hopper", "Walker2d", "Ant", "Humanoid")):
-        kwargs["terminate_when_unhealthy"] = False
-    return dataclasses.replace(task, max_episode_steps=max_steps, env_kwargs=kwargs,
-                               context_length=context_length or task.context_length)
 
 
 def _row(result: EvalResult) -> dict[str, Any]:
@@ -58,21 +46,9 @@ def _row(result: EvalResult) -> dict[str, Any]:
 
 def run(task_name: str, episodes: int, max_steps: int, context_length: int | None, seed: int,
         device: str) -> dict[str, Any]:
-    task = _setting(task_name, max_steps, context_length)
-    agent = DTAgent(DTAgent.default_config(get_task(task_name)).with_overrides(
-        {"context_length": task.context_length}), TaskSpec.from_task(task), device=device, seed=seed)
+    k = context_length or get_task(task_name).context_length
+    task, agent, results = eval_comparison(task_name, episodes, max_steps, k, seed, device)
     target = task.rtg_targets[0]
-
-    def factory(mode: InferenceMode) -> PolicyFactory:
-        return lambda n, t: agent.make_policy(n, t, mode=mode)
-
-    args = (agent, task, episodes, seed, [target])
-    evaluate(agent, task, 2, seed, [target])  # warm-up: first-call costs out of the timings
-    results = {
-        "sequential_window": evaluate_sequential(*args, policy_factory=factory("window"))[0],
-        "batched_window": evaluate(*args, policy_factory=factory("window"))[0],
-        "batched_cached": evaluate(*args, policy_factory=factory("cached"))[0],
-    }
     base = results["sequential_window"].wall_time_s
     speedup = {name: round(base / r.wall_time_s, 2) for name, r in results.items() if name != "sequential_window"}
     same = results["sequential_window"].lengths == results["batched_window"].lengths
