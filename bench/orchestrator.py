@@ -26,10 +26,13 @@ from bench.suites import Profile, Suite
 from bench.tasks import get_task
 from bench.trial import TrialSpec
 
-#: Rough single-CPU-core training speed (steps/s) at the quick profile's batch sizes on a small task, used
-#: only for `--dry-run`'s cost estimate. Measured here with `bench perf`; order-of-magnitude figures.
-ROUGH_STEPS_PER_SEC = {"dt": 12.0, "lamo": 4.0, "cql": 15.0, "bc": 300.0, "iql": 60.0, "td3+bc": 80.0}
+#: Rough single-CPU-core training speed (steps/s) at the quick profile's batch sizes, used only for
+#: `--dry-run`'s cost estimate. Fitted to the trial wall times of `make run` on a 2-core CPU (quick profile,
+#: 180 trials, two at a time; reports/quick-sparse); order-of-magnitude figures.
+ROUGH_STEPS_PER_SEC = {"dt": 6.0, "lamo": 2.5, "cql": 14.0, "bc": 300.0, "iql": 60.0, "td3+bc": 80.0}
+#: Evaluation env steps/s with the policy in the loop; Kitchen's simulator is about ten times slower.
 ROUGH_ENV_STEPS_PER_SEC = 2000.0
+ROUGH_ENV_STEPS_PER_SEC_BY_DOMAIN = {"kitchen": 200.0}
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,14 @@ def estimate_seconds(spec: TrialSpec) -> float:
     entry = get_entry(spec.agent)
     rate = ROUGH_STEPS_PER_SEC.get(entry.base or entry.name, 10.0)
     task = get_task(spec.task)
+    if (entry.base or entry.name) in ("dt", "lamo"):
+        # The rates are for K=20; shorter windows are cheaper, though LaMo's language pass is not (fitted).
+        rate *= (20 / max(1, task.context_length)) ** 0.5
     n_evals = len(range(spec.eval_every, spec.steps + 1, spec.eval_every)) or 1
     targets = len(task.rtg_targets) if (entry.base or entry.name) in ("dt", "lamo") else 1
     eval_env_steps = n_evals * targets * spec.eval_episodes * task.max_episode_steps
-    return spec.steps / rate + eval_env_steps / ROUGH_ENV_STEPS_PER_SEC
+    env_rate = ROUGH_ENV_STEPS_PER_SEC_BY_DOMAIN.get(task.domain, ROUGH_ENV_STEPS_PER_SEC)
+    return spec.steps / rate + eval_env_steps / env_rate
 
 
 def _git_commit() -> str:
