@@ -95,14 +95,16 @@ def _cached_array(file: Path, cache_root: Path) -> np.ndarray:
     return arr
 
 
-def _complete_episodes(terminals: np.ndarray, budget: int | None) -> tuple[int, int]:
-    """[start, end) covering whole episodes of one checkpoint, at most `budget` transitions if given."""
+def _episode_span(terminals: np.ndarray, budget: int | None, keep_first: bool) -> tuple[int, int]:
+    """[start, end) covering whole episodes of one checkpoint, at most `budget` transitions if given.
+
+    The segment up to the first terminal may have begun in an earlier checkpoint: it is dropped unless
+    `keep_first` (episode-aligned checkpoints) or it is the only episode that ends here.
+    """
     ends = np.flatnonzero(terminals) + 1
     if len(ends) == 0:
         return 0, 0
-    # The segment up to the first terminal may have begun in an earlier checkpoint: dropped, unless it is
-    # the only episode that ends here.
-    start = int(ends[0]) if len(ends) > 1 else 0
+    start = 0 if keep_first or len(ends) == 1 else int(ends[0])
     usable = ends[ends > start]
     if budget is not None:
         usable = usable[usable - start <= budget]
@@ -141,13 +143,7 @@ def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None =
         shapes = {k: v.shape for k, v in arrays.items()}
         if any(v.shape[0] != n for v in arrays.values()) or arrays["observation"].ndim != 3:
             raise BenchError(f"DQN-replay checkpoint {epoch} under {path} has mismatched arrays {shapes}")
-        terminals = np.asarray(arrays["terminal"]).astype(bool)
-        if keep_first_episode:
-            ends = np.flatnonzero(terminals) + 1
-            usable = ends if per_ckpt is None else ends[ends <= per_ckpt]
-            start, end = 0, int(usable[-1]) if len(usable) else 0
-        else:
-            start, end = _complete_episodes(terminals, per_ckpt)
+        start, end = _episode_span(np.asarray(arrays["terminal"]).astype(bool), per_ckpt, keep_first_episode)
         if end > start:
             parts.append({k: v[start:end] for k, v in arrays.items()})
     if not parts:

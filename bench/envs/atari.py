@@ -34,9 +34,9 @@ def make_atari_env(env_id: str, max_episode_steps: int | None, noop_max: int = N
                    frame_stack: int = FRAME_STACK, **env_kwargs: Any) -> gym.Env[Any, Any]:
     """`env_id` (e.g. ALE/Pong-v5) with DQN preprocessing; observations are (4, 84, 84) uint8 frame stacks.
 
-    `env_kwargs` reach `gym.make`; frame skipping is always the preprocessing's, so a `frameskip` other
-    than 1 and the v5 default of sticky actions must be given explicitly to be used (`Task.env_kwargs` sets
-    `repeat_action_probability=0`, the DQN-replay setting; set 0.25 for the "sticky actions" protocol).
+    `env_kwargs` reach `gym.make`, except `frameskip`, which is always 1 because frame skipping is the
+    preprocessing's. Sticky actions are off unless `env_kwargs` sets `repeat_action_probability` (0.25 for the
+    "sticky actions" protocol; the v5 default of 0.25 is not inherited).
     """
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 

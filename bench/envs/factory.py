@@ -19,15 +19,12 @@ def make_env(task: Task) -> gym.Env:
         import gymnasium_robotics
 
         gym.register_envs(gymnasium_robotics)
-    if task.env_id.startswith("ALE/"):
-        from bench.envs.atari import make_atari_env
-
-        # DQN preprocessing; the time limit counts agent steps, after the 4-frame skip.
-        try:
-            return make_atari_env(task.env_id, task.max_episode_steps, **task.env_kwargs)
-        except gym.error.Error as e:
-            raise BenchError(f"cannot make environment {task.env_id} for {task.name}: {e}") from None
     try:
+        if task.env_id.startswith("ALE/"):
+            from bench.envs.atari import make_atari_env
+
+            # DQN preprocessing; the time limit counts agent steps, after the 4-frame skip.
+            return make_atari_env(task.env_id, task.max_episode_steps, **task.env_kwargs)
         env = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
     except gym.error.Error as e:
         raise BenchError(f"cannot make environment {task.env_id} for {task.name}: {e}") from None

@@ -52,17 +52,22 @@ class Player:
     def act(self, ram: np.ndarray) -> int:
         raise NotImplementedError
 
+    def steer(self, target: int, paddle: int, increase: int, decrease: int) -> int:
+        """The action moving the paddle's RAM coordinate towards `target` (shifted by the aim offset): `increase`
+        or `decrease`, or NOOP (0) inside the dead zone."""
+        error = int(target) - (int(paddle) + self.aim_offset)
+        if error > self.dead_zone:
+            return increase
+        if error < -self.dead_zone:
+            return decrease
+        return 0
+
 
 class PongPlayer(Player):
     """Pong: RAM 51 is the player's paddle y, 54 the ball y; action 2 (RIGHT) moves up, 3 (LEFT) down."""
 
     def act(self, ram: np.ndarray) -> int:
-        error = int(ram[54]) - (int(ram[51]) + self.aim_offset)
-        if error > self.dead_zone:
-            return 3
-        if error < -self.dead_zone:
-            return 2
-        return 0
+        return self.steer(ram[54], ram[51], increase=3, decrease=2)
 
 
 class BreakoutPlayer(Player):
@@ -72,12 +77,7 @@ class BreakoutPlayer(Player):
     def act(self, ram: np.ndarray) -> int:
         if int(ram[101]) == 0:
             return 1
-        error = int(ram[99]) - (int(ram[72]) + self.aim_offset)
-        if error > self.dead_zone:
-            return 2
-        if error < -self.dead_zone:
-            return 3
-        return 0
+        return self.steer(ram[99], ram[72], increase=2, decrease=3)
 
 
 PLAYERS: dict[str, type[Player]] = {"pong": PongPlayer, "breakout": BreakoutPlayer}
@@ -137,10 +137,10 @@ def build_atari(task: Task, dataset_id: str, seed: int, transitions: int | None,
         same = ("recipe", "total", "seed")
         if {k: previous.get(k) for k in same} == {k: state[k] for k in same}:
             state = previous
-            stale = [e for e in checkpoint_files(stage) if e >= state["checkpoints"]]
-            for e in stale:  # written after the last state save: redo
-                for f in checkpoint_files(stage)[e].values():
-                    f.unlink()
+            for epoch, files in checkpoint_files(stage).items():
+                if epoch >= state["checkpoints"]:  # written after the last state save: redo
+                    for f in files.values():
+                        f.unlink()
     if state["checkpoints"] == 0:
         for f in (stage / "replay_logs").glob("*") if (stage / "replay_logs").is_dir() else []:
             f.unlink()
