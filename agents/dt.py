@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -289,17 +289,12 @@ class DTAgent(Agent):
     # --- checkpoints --------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        self.write_checkpoint(Path(path), {
+        write_checkpoint(path, CHECKPOINT_FILE, {
             "format": CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
             "spec": asdict(self.spec), "seed": self.seed,
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "obs_mean": torch.from_numpy(self.obs_mean), "obs_std": torch.from_numpy(self.obs_std),
         })
-
-    @staticmethod
-    def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-        """Write `payload` as the folder's checkpoint atomically (temp file, then rename)."""
-        write_checkpoint(path, CHECKPOINT_FILE, payload)
 
     def load(self, path: Path) -> None:
         payload = read_checkpoint(path, CHECKPOINT_FILE, self.name, self.device)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import AgentConfig, TaskSpec
-from agents.checkpoint import read_checkpoint
+from agents.checkpoint import read_checkpoint, write_checkpoint
 from agents.dt import CHECKPOINT_FILE, DTAgent, DTConfig
 from agents.lm.backbone import DEFAULT_SOURCE, BackboneSpec, decoder_of, load_backbone, perplexity
 from agents.lm.corpus import DEFAULT_CORPUS, TokenCorpus, build_corpus
@@ -298,7 +298,7 @@ class LaMoAgent(DTAgent):
 
     def save(self, path: Path) -> None:
         """Only trainable weights (LoRA, embeddings, head; all LM weights under full_finetune) are written."""
-        self.write_checkpoint(Path(path), {
+        write_checkpoint(path, CHECKPOINT_FILE, {
             "format": LAMO_CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
             "spec": asdict(self.spec), "seed": self.seed, "backbone": asdict(self.config.backbone_spec(self.seed)),
             "lora_targets": list(self.lora_target_names),

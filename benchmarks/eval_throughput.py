@@ -16,7 +16,6 @@ mode also cuts the arithmetic (3 new tokens per step instead of 3K).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,6 +28,7 @@ import torch
 from bench.evaluate import EvalResult
 from bench.paths import results_root
 from bench.perf import eval_comparison
+from bench.results import atomic_write_json
 from bench.tasks import get_task
 
 REQUIRED_SPEEDUP = 5.0
@@ -77,13 +77,6 @@ def run(task_name: str, episodes: int, max_steps: int, context_length: int | Non
     }
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="hopper-medium")
@@ -97,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     doc = run(args.task, args.episodes, args.max_steps, args.context_length, args.seed, args.device)
-    _write_json(args.out, doc)
+    atomic_write_json(args.out, doc)
     s = doc["setting"]
     print(f"{s['task']} ({s['env_id']}), K={s['context_length']}, {s['episodes']} episodes x {s['max_episode_steps']} "
           f"steps, {s['device']}, {s['torch_threads']} thread(s)")

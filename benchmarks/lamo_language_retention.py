@@ -20,7 +20,6 @@ Defaults and why:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,6 +34,7 @@ from agents.lamo import language_retention
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.paths import reports_root
+from bench.results import atomic_write_json
 from bench.tasks import get_task
 
 
@@ -108,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run['lm_loss_weight']:>14} {result['perplexity_before']:>11.3f} {run['perplexity_after']:>10.3f} "
               f"{run['perplexity_ratio']:>7.3f} {run['decision_loss_first']:>9.4f} -> {run['decision_loss_last']:.4f}")
     out = args.out or reports_root() / "perf" / "lamo_language_retention.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_json(out, result)
     print(f"wrote {out}")
     return 0
 

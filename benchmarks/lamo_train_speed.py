@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="each measurement may use the memory available at its start minus this margin")
     args = parser.parse_args(argv)
     from bench.paths import reports_root
+    from bench.results import atomic_write_json
 
     out = args.out or reports_root() / "perf" / "lamo_train_speed.json"
     cuda = torch.cuda.is_available() and not args.only_cpu
@@ -270,10 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         report["rows"] = [r for r in kept if r["label"] not in fresh] + results
         report["evaluation"] = evaluation or previous.get("evaluation")
         report["commands"] = [*previous.get("commands", [previous.get("command")]), report["command"]]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0
 

@@ -8,11 +8,11 @@ dataset, so it needs no downloaded or generated data; the sampler's cost does no
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from pathlib import Path
 
 from bench.perf import measure_sampler
+from bench.results import atomic_write_json
 
 
 def main() -> None:
@@ -28,10 +28,7 @@ def main() -> None:
     doc = {"benchmark": "sampler_throughput", "transitions": args.transitions, "batch": args.batch, "k": args.k,
            "vectorised_windows_per_s": round(vec), "reference_loop_windows_per_s": round(loop),
            "speedup": round(vec / loop, 1), "device": f"CPU ({platform.processor() or platform.machine()})"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_write_json(args.out, doc)
     print(f"windows/s: vectorised {vec:,.0f}, reference loop {loop:,.0f} ({vec / loop:.1f}x) "
           f"[{args.transitions:,} transitions, batch {args.batch}, K={args.k}] -> {args.out}")
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.build.workdir import atomic_write
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 
@@ -68,11 +68,13 @@ def write_checkpoint(path: Path, epoch: int, arrays: Mapping[str, np.ndarray], c
     root = Path(path) / "replay_logs"
     root.mkdir(parents=True, exist_ok=True)
     for name in ARRAYS:
-        final = root / f"$store$_{name}_ckpt.{epoch}.gz"
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        with gzip.open(tmp, "wb", compresslevel=compresslevel) as f:
-            np.save(f, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-        os.replace(tmp, final)
+        array = np.ascontiguousarray(arrays[name])
+
+        def write(tmp: Path, array: np.ndarray = array) -> None:
+            with gzip.open(tmp, "wb", compresslevel=compresslevel) as f:
+                np.save(f, array, allow_pickle=False)
+
+        atomic_write(root / f"$store$_{name}_ckpt.{epoch}.gz", write)
 
 
 def _cached_array(file: Path, cache_root: Path) -> np.ndarray:
@@ -81,16 +83,16 @@ def _cached_array(file: Path, cache_root: Path) -> np.ndarray:
     key = hashlib.sha256(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_root / f"{file.name.removesuffix('.gz')}-{key}.npy"
     if not target.is_file():
-        cache_root.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
+
+        def decompress(tmp: Path) -> None:
             with gzip.open(file, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, length=1 << 22)
             np.load(tmp, mmap_mode="r", allow_pickle=False)  # a corrupt file fails here, not later
+
+        try:
+            atomic_write(target, decompress)
         except (OSError, EOFError, ValueError) as e:
-            tmp.unlink(missing_ok=True)
             raise BenchError(f"DQN-replay file {file} is not a gzipped .npy array: {type(e).__name__}: {e}") from None
-        os.replace(tmp, target)
     arr: np.ndarray = np.load(target, mmap_mode="r", allow_pickle=False)
     return arr
 
