@@ -82,6 +82,14 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def deviations(self) -> list[str]:
+        """What this configuration does differently from the method as the paper / official code ran it.
+
+        Each agent config overrides this with its own known differences (one short sentence each), so a run's
+        manifest and `bench run --dry-run --json` can list them per trial. An empty list claims fidelity.
+        """
+        return []
+
 
 class EpisodePolicy(Protocol):
     """A batched policy over `num_envs` episodes that run in lock step.
