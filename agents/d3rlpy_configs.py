@@ -163,7 +163,7 @@ class CQLConfig(D3rlpyConfig):
             "(gain sqrt 2) and output layers with gain 1e-2 (orthogonal for critics, Xavier for the actor)",
             "policy log-std is the network output clamped to [-20, 2]; CORL adds a learned offset starting at "
             "-1 (log_std_offset) before clamping, so its initial policy is narrower",
-            "each step updates the critics, then the actor against the updated critics, then the temperature; "
+            "each step updates the critics, then the temperature and the actor against the updated critics; "
             "CORL computes all three losses from the pre-update networks and then steps them",
             "temperature loss -alpha*(log pi - |A|) is differentiated through alpha; CORL's uses log alpha "
             "(same fixed point, different step size)",
