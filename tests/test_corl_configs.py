@@ -279,3 +279,32 @@ def test_deviations_list_what_d3rlpy_cannot_express() -> None:
     assert _deviations("bc", "hopper-medium") == ""
     assert "epsilon 0.001" in _deviations("cql", "breakout-medium")
     assert _deviations("bc", "breakout-medium") == ""
+
+
+def _corl_normalise(dataset: TrajectoryDataset) -> tuple[np.ndarray, float]:
+    """CORL's preprocessing re-stated: `compute_mean_std(eps=1e-3)` + `normalize_states`, and
+    `modify_reward`'s factor max_episode_steps / (max return - min return) over episodes cut at a terminal or
+    a timeout (D4RL locomotion times out at its 1000-step limit, where CORL cuts too)."""
+    obs = dataset.observations.astype(np.float64)
+    normalised = (obs - obs.mean(0)) / (obs.std(0) + 1e-3)
+    returns, ret = [], 0.0
+    for r, t, o in zip(dataset.rewards, dataset.terminals, dataset.timeouts, strict=True):
+        ret += float(r)
+        if t or o:
+            returns.append(ret)
+            ret = 0.0
+    return normalised, CORL_REWARD_NORM_STEPS / (max(returns) - min(returns))
+
+
+def test_scalers_match_corl_preprocessing() -> None:
+    """After one update on a dataset, the fitted d3rlpy scalers transform states and rewards as CORL does."""
+    data = TrajectoryDataset.from_episodes(make_episodes(10, obs_dim=4, act_dim=2, seed=2), name="synthetic")
+    agent = make_agent("cql", get_task("hopper-medium"), _spec("hopper-medium", 4, 2),
+                       {"batch_size": 8, "hidden_units": [16]})
+    agent.fit(data, 1)
+    algo = agent._algo  # type: ignore[attr-defined]
+    states, factor = _corl_normalise(data)
+    got = algo.observation_scaler.transform_numpy(data.observations.astype(np.float64))
+    assert np.allclose(got, states, atol=1e-6)
+    rewards = data.rewards.astype(np.float64)
+    assert np.allclose(algo.reward_scaler.transform_numpy(rewards), rewards * factor, rtol=1e-6)
