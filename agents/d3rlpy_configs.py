@@ -393,7 +393,12 @@ TD3_PLUS_BC_PRESETS: dict[str, Preset] = _presets("td3_bc", "algorithms/offline/
 
 #: BC per task: every `configs/offline/bc` yaml is frac 1.0 with normalize true (the TrainConfig default frac
 #: is 0.1, so the kitchen and reacher2d entries take frac 1.0 from the yamls, as "plain BC").
-BC_PRESETS: dict[str, Preset] = _presets("bc", "algorithms/offline/any_percent_bc.py", {})
+BC_PRESETS: dict[str, Preset] = _presets("bc", "algorithms/offline/any_percent_bc.py", {
+    t: Preset(p.source.replace("TrainConfig defaults, equal to its gym-MuJoCo yamls",
+                               "TrainConfig with frac 1.0 as in every configs/offline/bc yaml (its default is 0.1)"))
+    for t, p in _presets("bc", "algorithms/offline/any_percent_bc.py", {}).items()
+    if not p.source.endswith(".yaml")
+})
 
 _C = TypeVar("_C", bound=D3rlpyConfig)
 
