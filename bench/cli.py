@@ -181,7 +181,10 @@ def train_cmd(
         switches.update(mlp_embedding=False, mlp_head=False)
     if random_init:
         switches["random_init"] = True
-    if switches and not agent.startswith("lamo"):
+    from agents.registry import get_entry
+
+    family = get_entry(agent).family
+    if switches and family != "lamo":
         raise BenchError(f"options {', '.join(switches)} apply to lamo agents only, not {agent!r}")
     spec = TrialSpec(agent=agent, task=task, ratio=ratio, seed=seed, steps=steps, eval_every=eval_every,
                      eval_episodes=episodes, overrides={**switches, **_parse_overrides(overrides or [])},
@@ -219,7 +222,7 @@ def train_cmd(
         f"last {f.last_score:.1f}   best {f.best_score:.1f}   params {f.params_total:,} total / "
         f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
     )
-    if agent.startswith("lamo"):
+    if family == "lamo":
         console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
                       f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")

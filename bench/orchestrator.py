@@ -74,7 +74,7 @@ def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, 
                     trials.append(TrialSpec(
                         agent=agent, task=task, ratio=float(ratio), seed=int(seed), steps=profile.steps_for(task),
                         eval_every=profile.eval_every, eval_episodes=profile.eval_episodes, profile=profile.name,
-                        overrides=profile.overrides_for(agent, entry.base or entry.name), device=device,
+                        overrides=profile.overrides_for(agent, entry.family), device=device,
                     ))
     return GridPlan(trials, skipped)
 
@@ -126,13 +126,13 @@ def estimate_seconds(spec: TrialSpec) -> float:
     from agents.registry import get_entry
 
     entry = get_entry(spec.agent)
-    rate = ROUGH_STEPS_PER_SEC.get(entry.base or entry.name, 10.0)
+    rate = ROUGH_STEPS_PER_SEC.get(entry.family, 10.0)
     task = get_task(spec.task)
-    if (entry.base or entry.name) in ("dt", "lamo"):
+    if entry.return_conditioned:
         # The rates are for K=20; shorter windows are cheaper, though LaMo's language pass is not (fitted).
         rate *= (20 / max(1, task.context_length)) ** 0.5
     n_evals = len(range(spec.eval_every, spec.steps + 1, spec.eval_every)) or 1
-    targets = len(task.rtg_targets) if (entry.base or entry.name) in ("dt", "lamo") else 1
+    targets = len(task.rtg_targets) if entry.return_conditioned else 1
     eval_env_steps = n_evals * targets * spec.eval_episodes * task.max_episode_steps
     env_rate = ROUGH_ENV_STEPS_PER_SEC_BY_DOMAIN.get(task.domain, ROUGH_ENV_STEPS_PER_SEC)
     return spec.steps / rate + eval_env_steps / env_rate
