@@ -228,6 +228,46 @@ def train_cmd(
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
 
 
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder or file (a trial's checkpoint/ folder).")],
+    episodes: Annotated[int, typer.Option(help="Episodes per return-to-go target.")] = 10,
+    targets: Annotated[list[str] | None, typer.Option(
+        help="Return-to-go targets (repeat or comma-separate); default: the task's. Ignored by agents that "
+             "take no target.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Evaluation seed; default: the checkpoint's training seed.")]
+    = None,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-evaluate a saved agent: rebuilt from its checkpoint alone, scored per return-to-go target."""
+    from agents.loading import load_agent
+    from bench.evaluate import evaluate
+    from bench.tasks import get_task
+
+    if episodes < 1:
+        raise BenchError(f"--episodes {episodes} is not accepted; use 1 or more")
+    agent = load_agent(checkpoint, device=device)
+    task = get_task(agent.spec.task)
+    rtg = _split(targets, float)
+    eval_seed = agent.seed if seed is None else seed
+    results = evaluate(agent, task, episodes, seed=eval_seed, rtg_targets=rtg)
+    if as_json:
+        _print_json({"checkpoint": str(checkpoint), "agent": agent.name, "task": task.name, "seed": eval_seed,
+                     "episodes": episodes, "results": [r.to_dict() for r in results]})
+        return
+    table = Table(title=f"{agent.name} on {task.name} (checkpoint {checkpoint}, evaluation seed {eval_seed})")
+    for col in ("rtg target", "normalized score", "return", "episodes"):
+        table.add_column(col, justify="right")
+    import numpy as np
+
+    for r in results:
+        table.add_row("-" if r.target is None else f"{r.target:g}",
+                      f"{r.mean_score:.1f} ± {float(np.std(r.scores)):.1f}", f"{r.mean_return:.1f}",
+                      str(len(r.returns)))
+    console.print(table)
+
+
 def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:
     """Options given as repeated flags and/or comma lists: --seeds 0,1 --seeds 2."""
     if not values:
