@@ -258,6 +258,11 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
             }
             from bench.progress import TrialProgress
 
+            # Tune's default CSV/JSON/TensorBoard loggers duplicate what the RunStore keeps (result rows,
+            # checkpoints) and make Tune print a "tensorboard --logdir" hint for logs nobody reads; Tune's own
+            # experiment state stays in results/<run>/ray_tune/ (the path Tune prints).
+            os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
             callback = TrialProgress(len(todo), enabled=progress)
             tuner = tune.Tuner(
                 tune.with_resources(_trainable, resources),
