@@ -84,7 +84,9 @@ def find_checkpoint(path: Path) -> tuple[Path, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises pickle, zip and runtime errors for a file that is not a checkpoint
-        raise BenchError(f"{path} is not a readable agent checkpoint: {first_line(e)}") from None
+        reason = first_line(e)
+        reason = reason if len(reason) <= 120 else reason[:117] + "..."
+        raise BenchError(f"{path} is not a readable agent checkpoint ({type(e).__name__}: {reason})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         have = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         raise BenchError(f"{path} is not a lamo-bench agent checkpoint: it needs keys "

@@ -256,7 +256,7 @@ def eval_cmd(
         _print_json({"checkpoint": str(checkpoint), "agent": agent.name, "task": task.name, "seed": eval_seed,
                      "episodes": episodes, "results": [r.to_dict() for r in results]})
         return
-    table = Table(title=f"{agent.name} on {task.name} (checkpoint {checkpoint}, evaluation seed {eval_seed})")
+    table = Table(title=f"{agent.name} on {task.name}, evaluation seed {eval_seed}")
     for col in ("rtg target", "normalized score", "return", "episodes"):
         table.add_column(col, justify="right")
     import numpy as np
@@ -266,6 +266,7 @@ def eval_cmd(
                       f"{r.mean_score:.1f} ± {float(np.std(r.scores)):.1f}", f"{r.mean_return:.1f}",
                       str(len(r.returns)))
     console.print(table)
+    console.print(f"checkpoint: {checkpoint}")
 
 
 def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:
