@@ -194,6 +194,7 @@ def _bench(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import json

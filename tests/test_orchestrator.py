@@ -83,6 +83,7 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
+@pytest.mark.slow
 def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)
@@ -118,6 +119,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Path) -> None:
     env = _env(reacher_data_root, tmp_path / "results")
     ray_bin = str(Path(sys.executable).parent / "ray")
@@ -138,6 +140,7 @@ def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Pat
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)
 
 
+@pytest.mark.slow
 def test_build_missing_builds_only_what_is_absent(reacher_data_root: Path) -> None:
     from bench.orchestrator import build_missing_datasets
 
