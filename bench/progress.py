@@ -29,6 +29,9 @@ class TrialProgress(Callback):
         self.enabled = enabled
         self.trials: list[Any] = []  # Tune's trial objects as last passed to a hook
         self.last: dict[str, dict[str, Any]] = {}  # Tune trial_id -> its last reported result
+        # Tune calls on_trial_complete/on_trial_error before it changes the trial's status, so a finished
+        # trial would still read RUNNING in that hook's own refresh without this.
+        self.finished: set[str] = set()
         self.done = 0
         self.failed = 0
         self.best: dict[str, float] = {}  # "agent task" -> best mean normalized score seen
@@ -68,7 +71,7 @@ class TrialProgress(Callback):
 
     def running(self) -> list[Any]:
         """The trials Tune says are running now."""
-        return [t for t in self.trials if getattr(t, "status", None) == RUNNING]
+        return [t for t in self.trials if getattr(t, "status", None) == RUNNING and t.trial_id not in self.finished]
 
     def _line(self) -> str:
         return (f"[{time.perf_counter() - self.start:7.0f}s] trials: {self.done}/{self.total} done, "
@@ -126,12 +129,14 @@ class TrialProgress(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.trials = list(trials)
         self.last.pop(trial.trial_id, None)
+        self.finished.add(trial.trial_id)
         self.done += 1
         self._refresh(force_line=True)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.trials = list(trials)
         self.last.pop(trial.trial_id, None)
+        self.finished.add(trial.trial_id)
         self.done += 1
         self.failed += 1
         self._refresh(force_line=True)

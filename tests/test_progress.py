@@ -43,14 +43,14 @@ def test_running_count_and_rows_follow_tune_states() -> None:
                          ("dt reacher2d-medium r1 s0", "50", "12.3", "0.5000")]
     assert cb.best == {"dt reacher2d-medium": 12.345}
 
+    cb.on_trial_complete(4, trials, a)  # Tune calls this while the trial's status still reads RUNNING
+    assert "1/3 done" in cb._line() and "1 running" in cb._line()
     a.status = "TERMINATED"
-    cb.on_trial_complete(4, trials, a)
     c.status = "RUNNING"
     cb.on_step_begin(5, trials)
     assert "1/3 done" in cb._line() and "2 running" in cb._line()
     assert [r[0] for r in cb.rows()] == ["bc reacher2d-medium r1 s0", "cql reacher2d-medium r1 s0"]
 
-    b.status, c.status = "ERROR", "TERMINATED"
     cb.on_trial_error(6, trials, b)
     cb.on_trial_result(7, trials, c, {"done": True, "status": "failed"})
     cb.on_trial_complete(8, trials, c)
