@@ -256,3 +256,14 @@ def test_pixel_agents_round_trip_through_load_agent(name: str, tmp_path: Path, l
     assert type(loaded) is type(agent) and loaded.config == agent.config and loaded.spec == spec
     same_actions(agent, loaded, spec, steps=3)
     assert loaded.num_params() == agent.num_params()
+
+
+def test_families_come_from_the_registry() -> None:
+    """A variant's family is its base agent, which is itself registered, uses the same class and the same
+    return conditioning; callers (`bench train` LaMo switches, grid cost estimates, result rows) use these."""
+    for name, entry in AGENTS.items():
+        base = AGENTS[entry.family]
+        assert base.family == base.name and not base.overrides, f"{name}: family {entry.family} is itself a variant"
+        assert entry.target == base.target and entry.return_conditioned == base.return_conditioned, name
+    assert {e.family for e in AGENTS.values()} == {"lamo", "dt", "cql", "bc", "iql", "td3+bc"}
+    assert [n for n, e in AGENTS.items() if e.return_conditioned] == [n for n in AGENTS if n.startswith(("lamo", "dt"))]
