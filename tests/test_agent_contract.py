@@ -267,3 +267,10 @@ def test_families_come_from_the_registry() -> None:
         assert entry.target == base.target and entry.return_conditioned == base.return_conditioned, name
     assert {e.family for e in AGENTS.values()} == {"lamo", "dt", "cql", "bc", "iql", "td3+bc"}
     assert [n for n, e in AGENTS.items() if e.return_conditioned] == [n for n in AGENTS if n.startswith(("lamo", "dt"))]
+
+
+def test_lamo_switches_are_refused_for_other_families(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("train", "dt", "reacher2d-medium", "--ratio", "1", "--seed", "0", "--steps", "1", "--lm-layers", "1")
+    assert _bench(monkeypatch, *args) == 2
+    assert "apply to lamo agents only, not 'dt'" in capsys.readouterr().err
