@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.base import Agent, AgentConfig, TaskSpec
 from agents.checkpoint import find_checkpoint
-from agents.registry import get_entry
+from agents.registry import AGENTS, get_entry
 from bench.errors import BenchError
 from bench.tasks import get_task
 
@@ -36,11 +36,21 @@ def _config_from(cls: type[Agent], saved: dict[str, Any], spec: TaskSpec, payloa
     return config.with_overrides({k: _as_saved(defaults.get(k), v) for k, v in saved.items()})
 
 
+def variant_of(agent: str, config: dict[str, Any]) -> str:
+    """The registry variant a saved config is: the entry of this agent's family whose overrides the config
+    matches, the most specific one if several do (plain `agent` when none does). A checkpoint stores the agent
+    class's name and its full config, so `lamo-no-lm-loss` is recognised by `lm_loss_weight == 0`."""
+    matches = [e for e in AGENTS.values()
+               if e.family == agent and all(config.get(k) == v for k, v in e.overrides.items())]
+    return max(matches, key=lambda e: len(e.overrides)).name if matches else agent
+
+
 def read_checkpoint_info(path: Path) -> dict[str, Any]:
-    """The checkpoint's metadata (agent, config, spec, seed, file) without building the agent."""
+    """The checkpoint's metadata (agent, variant, config, spec, seed, file) without building the agent."""
     file, payload = find_checkpoint(path)
-    return {"file": str(file), "agent": payload["agent"], "config": dict(payload["config"]),
-            "spec": dict(payload["spec"]), "seed": int(payload["seed"])}
+    config = dict(payload["config"])
+    return {"file": str(file), "agent": payload["agent"], "variant": variant_of(str(payload["agent"]), config),
+            "config": config, "spec": dict(payload["spec"]), "seed": int(payload["seed"])}
 
 
 def load_agent(path: Path, device: str = "cpu") -> Agent:

@@ -241,22 +241,23 @@ def eval_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-evaluate a saved agent: rebuilt from its checkpoint alone, scored per return-to-go target."""
-    from agents.loading import load_agent
+    from agents.loading import load_agent, variant_of
     from bench.evaluate import evaluate
     from bench.tasks import get_task
 
     if episodes < 1:
         raise BenchError(f"--episodes {episodes} is not accepted; use 1 or more")
     agent = load_agent(checkpoint, device=device)
+    variant = variant_of(agent.name, agent.config.to_dict())
     task = get_task(agent.spec.task)
     rtg = _split(targets, float)
     eval_seed = agent.seed if seed is None else seed
     results = evaluate(agent, task, episodes, seed=eval_seed, rtg_targets=rtg)
     if as_json:
-        _print_json({"checkpoint": str(checkpoint), "agent": agent.name, "task": task.name, "seed": eval_seed,
-                     "episodes": episodes, "results": [r.to_dict() for r in results]})
+        _print_json({"checkpoint": str(checkpoint), "agent": agent.name, "variant": variant, "task": task.name,
+                     "seed": eval_seed, "episodes": episodes, "results": [r.to_dict() for r in results]})
         return
-    table = Table(title=f"{agent.name} on {task.name}, evaluation seed {eval_seed}")
+    table = Table(title=f"{variant} on {task.name}, evaluation seed {eval_seed}")
     for col in ("rtg target", "normalized score", "return", "episodes"):
         table.add_column(col, justify="right")
     import numpy as np

@@ -140,6 +140,7 @@ def test_agent_contract(name: str, dataset: TrajectoryDataset, lm_setup: dict[st
     assert all(k in payload for k in REQUIRED_KEYS)
     info = read_checkpoint_info(file)
     assert info["agent"] == entry.family and info["seed"] == 3 and info["spec"]["task"] == TASK.name
+    assert info["variant"] == name  # the variant is recognised from the saved config
     loaded = load_agent(tmp_path / "ckpt")
     assert type(loaded) is cls and loaded.seed == 3 and loaded.spec == agent.spec
     assert loaded.config == agent.config
@@ -209,7 +210,7 @@ def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path:
 
     assert _bench(monkeypatch, "eval", str(tmp_path / "bc"), "--episodes", "2", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["agent"] == "bc" and doc["task"] == task.name and doc["seed"] == 4  # the checkpoint's seed
+    assert doc["agent"] == doc["variant"] == "bc" and doc["task"] == task.name and doc["seed"] == 4  # its seed
     assert [r["target"] for r in doc["results"]] == [None]
     assert doc["results"][0]["returns"] == list(direct[0].returns)  # the same episodes as evaluate()
 
