@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -73,6 +74,27 @@ def _env(data_root: Path, results: Path) -> dict[str, str]:
     return {**os.environ, "LAMO_BENCH_DATA": str(data_root), "LAMO_BENCH_RESULTS": str(results)}
 
 
+def _stop_ray_started_with(env: dict[str, str]) -> None:
+    """Kill the Ray processes this test started, found by the unique results path in their environment.
+
+    Never `ray stop`: it stops every Ray cluster of the user on the machine, other runs' included.
+    """
+    import psutil
+
+    mine = env["LAMO_BENCH_RESULTS"]
+    procs = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get("LAMO_BENCH_RESULTS") == mine:
+                procs.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=30)
+
+
 def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     out = _bench("run", "--suite", "sparse", "--profile", "quick", "--agents", "dt,bc", "--seeds", "0",
                  "--dry-run", "--json", env=_env(reacher_data_root, tmp_path / "results"))
@@ -97,8 +119,7 @@ def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, 
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)  # workers of the killed driver
+    _stop_ray_started_with(env)  # the killed driver's Ray processes (raylet, GCS, workers)
     finished_before = len(list(trials.glob("*/final.json")))
     assert 1 <= finished_before < 4, "the kill should land after the first trial and before the last"
     again = _bench(*args, env=env)  # without --resume: refuses, names the flag
@@ -137,7 +158,7 @@ def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Pat
         manifest = json.loads((tmp_path / "results" / "cluster" / "manifest.json").read_text())
         assert manifest["machine"]["ray_address"] == f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)
+        _stop_ray_started_with(env)
 
 
 @pytest.mark.slow
