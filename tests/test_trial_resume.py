@@ -1,7 +1,8 @@
-"""Mid-trial checkpoints and resume: a trial SIGKILLed after its first checkpoint and resumed gives the same
-evaluation rows, training metrics and final weights, bit for bit on CPU, as one that ran through (DT, LaMo on a
-tiny random GPT-2, CQL); only the newest checkpoint is kept; a checkpoint of another trial definition is
-refused in one line. Also the shared training loop's bookkeeping (evaluation points, metric means, order)."""
+"""Mid-trial checkpoints and resume: a trial stopped after its first checkpoint (SIGKILLed in a child process
+for DT, an exception in-process for LaMo and CQL) and resumed gives the same evaluation rows, training metrics
+and final weights, bit for bit on CPU, as one that ran through (DT, LaMo on a tiny random GPT-2, CQL); only the
+newest checkpoint is kept; a checkpoint of another trial definition is refused in one line. Also the shared
+training loop's bookkeeping (evaluation points, metric means, callback order)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def _spec(agent: str, root: Path) -> TrialSpec:
                      "lm_block_size": 32, "lm_batch_size": 2, "batch_size": 8, "warmup_steps": 2}
     elif agent == "cql":
         overrides = {"batch_size": 16, "hidden_units": [32, 32]}
-    return TrialSpec(agent=agent, task=TASK, ratio=0.2, seed=3, steps=6, eval_every=2, eval_episodes=1,
+    return TrialSpec(agent=agent, task=TASK, ratio=0.2, seed=3, steps=4, eval_every=2, eval_episodes=1,
                      overrides=overrides)
 
 
@@ -102,14 +103,12 @@ def _assert_same(a: Any, b: Any, where: str) -> None:
         assert a == b, where
 
 
-@pytest.mark.parametrize("agent", ["dt", "lamo", "cql"])
-def test_killed_trial_resumes_to_the_same_result(agent: str, reacher_data_root: Path, tmp_path: Path) -> None:
-    spec = _spec(agent, tmp_path)
-    through = run_trial(spec, trial_dir=tmp_path / "through")
-    assert [p.name for p in (tmp_path / "through" / CHECKPOINTS_DIR).iterdir()] == ["step-000000006"]
+class Interrupt(Exception):
+    """Stands for a kill in the in-process variant."""
 
-    killed = tmp_path / "killed"
-    marker = tmp_path / "marker"
+
+def _kill_in_child(spec: TrialSpec, killed: Path, marker: Path) -> None:
+    """A real kill: the trial runs in a child process, SIGKILLed at its second evaluation."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(asdict(spec)), str(killed), str(marker)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -123,20 +122,50 @@ def test_killed_trial_resumes_to_the_same_result(agent: str, reacher_data_root: 
         proc.wait()
         if proc.stderr:
             proc.stderr.close()
-    # Killed at its second evaluation: only the first checkpoint exists, and no result rows.
+
+
+def _interrupt_in_process(spec: TrialSpec, killed: Path) -> None:
+    """The cheaper stand-in: an exception at the second evaluation, in this process. Resuming still goes
+    through the files only (a new agent is built from the checkpoint)."""
+    calls: list[int] = []
+
+    def report(step: int, _metrics: dict[str, float]) -> None:
+        calls.append(step)
+        if len(calls) == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_trial(spec, on_report=report, trial_dir=killed)
+
+
+# A real SIGKILL for DT (the process boundary: nothing survives but the files); LaMo and CQL are interrupted
+# in-process, which checks the same files and states at a fraction of the cost (no second interpreter).
+@pytest.mark.parametrize(("agent", "kill"), [("dt", True), ("lamo", False), ("cql", False)])
+def test_interrupted_trial_resumes_to_the_same_result(agent: str, kill: bool, reacher_data_root: Path,
+                                                      tmp_path: Path) -> None:
+    spec = _spec(agent, tmp_path)
+    through = run_trial(spec, trial_dir=tmp_path / "through")
+    assert [p.name for p in (tmp_path / "through" / CHECKPOINTS_DIR).iterdir()] == ["step-000000004"]
+
+    killed = tmp_path / "killed"
+    if kill:
+        _kill_in_child(spec, killed, tmp_path / "marker")
+    else:
+        _interrupt_in_process(spec, killed)
+    # Stopped at its second evaluation: only the first checkpoint exists, and no final weights.
     assert latest_checkpoint(killed / CHECKPOINTS_DIR) == killed / CHECKPOINTS_DIR / "step-000000002"
     assert [p.name for p in (killed / CHECKPOINTS_DIR).iterdir()] == ["step-000000002"]
     assert not (killed / "checkpoint").exists()
 
     resumed = run_trial(spec, trial_dir=killed, resume=True)
     assert _rows(resumed.evals) == _rows(through.evals)
-    assert [r.step for r in resumed.evals if r.rtg_target == resumed.evals[0].rtg_target] == [2, 4, 6]
+    assert [r.step for r in resumed.evals if r.rtg_target == resumed.evals[0].rtg_target] == [2, 4]
     assert resumed.final.final_score == through.final.final_score
     assert resumed.final.extra["resumed_from_step"] == 2 and through.final.extra["resumed_from_step"] is None
     _assert_same(_weights(killed), _weights(tmp_path / "through"), "weights")
     metrics = pd.read_parquet(killed / TRAIN_METRICS_FILE)
     pd.testing.assert_frame_equal(metrics, pd.read_parquet(tmp_path / "through" / TRAIN_METRICS_FILE))
-    assert list(metrics["step"]) == [2, 4, 6]
+    assert list(metrics["step"]) == [2, 4]
     expected = {"dt": {"loss", "lr"}, "lamo": {"loss", "lr", "decision_loss", "lm_loss"},
                 "cql": {"loss", "critic_loss", "actor_loss", "temp_loss"}}[agent]
     assert expected <= set(metrics.columns)
