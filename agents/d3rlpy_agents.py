@@ -434,7 +434,7 @@ class D3rlpyAgent(Agent):
 
     def load_training_state(self, path: Path) -> int:
         self.load(path)
-        state = TrainingState.read(path, self.name, self.device)
+        state = TrainingState.read(path, self.name)
         state.restore_generators({"batch": self._rng}, Path(path) / TRAINING_STATE_FILE)
         self._resume = state
         return state.step

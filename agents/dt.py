@@ -351,7 +351,7 @@ class DTAgent(Agent):
 
     def load_training_state(self, path: Path) -> int:
         self.load(path)
-        state = TrainingState.read(path, self.name, self.device)
+        state = TrainingState.read(path, self.name)
         file = Path(path) / TRAINING_STATE_FILE
         optimizer, scheduler = self._ensure_optimizer()
         try:

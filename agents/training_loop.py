@@ -115,8 +115,10 @@ class TrainingState:
         })
 
     @classmethod
-    def read(cls, folder: Path, agent: str, map_location: str = "cpu") -> TrainingState:
-        payload = read_checkpoint(folder, TRAINING_STATE_FILE, agent, map_location)
+    def read(cls, folder: Path, agent: str) -> TrainingState:
+        """Read on the CPU whatever the agent's device: random states must be CPU byte tensors, and
+        `Optimizer.load_state_dict` moves optimiser state to its parameters' device itself."""
+        payload = read_checkpoint(folder, TRAINING_STATE_FILE, agent, "cpu")
         file = Path(folder) / TRAINING_STATE_FILE
         if payload.get("format") != TRAINING_STATE_FORMAT:
             raise BenchError(f"training state {file} has format {payload.get('format')!r}; this version reads "

@@ -215,3 +215,27 @@ def test_training_loop_points_means_and_order() -> None:
     means = MetricMeans()
     means.add({"a": np.float32(1.5)})  # type: ignore[dict-item]
     assert means.pop() == {"a": 1.5} and means.pop() == {}
+
+
+def test_bench_train_resume_flag(reacher_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
+    monkeypatch.setenv("LAMO_BENCH_RESULTS", str(tmp_path / "results"))
+    args = ["bench", "train", "bc", TASK, "--ratio", "0.2", "--seed", "0", "--eval-every", "2", "--episodes", "1",
+            "--name", "cli", "--json"]
+    monkeypatch.setattr(sys, "argv", [*args, "--steps", "4"])
+    main()
+    trial = tmp_path / "results" / "cli" / "trials" / "bc__reacher2d-medium__r0.2__s0"
+    assert [p.name for p in (trial / CHECKPOINTS_DIR).iterdir()] == ["step-000000004"]
+    assert list(pd.read_parquet(trial / TRAIN_METRICS_FILE)["step"]) == [2, 4]
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", [*args, "--steps", "6", "--resume"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "belongs to a different trial (steps 4 vs 6)" in err
+    monkeypatch.setattr(sys, "argv", [*args, "--steps", "4", "--resume"])
+    main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["final"]["extra"]["resumed_from_step"] == 4 and [r["step"] for r in out["evals"]] == [2, 4]
