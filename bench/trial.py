@@ -3,6 +3,10 @@
 This is the whole data flow of the harness for one (agent, task, ratio, seed) cell. `bench train` calls it
 directly; the Ray Tune trainable of `bench run` calls it inside a trial. Everything it needs comes from the
 task registry and the agent registry.
+
+A paper-profile trial trains for hours, so it checkpoints at every evaluation (weights, optimiser, scheduler,
+every random state, the step and the rows so far) into `<trial>/checkpoints/step-N/`, keeping only the newest;
+`resume=True` continues from there with the same result as an uninterrupted run.
 """
 
 from __future__ import annotations
