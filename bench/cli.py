@@ -223,6 +223,8 @@ def train_cmd(
     if agent.startswith("lamo"):
         console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
                       f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
+    if f.extra.get("resumed_from_step"):
+        console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
 
 

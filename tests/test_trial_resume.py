@@ -239,3 +239,6 @@ def test_bench_train_resume_flag(reacher_data_root: Path, tmp_path: Path, monkey
     main()
     out = json.loads(capsys.readouterr().out)
     assert out["final"]["extra"]["resumed_from_step"] == 4 and [r["step"] for r in out["evals"]] == [2, 4]
+    monkeypatch.setattr(sys, "argv", [a for a in args if a != "--json"] + ["--steps", "4", "--resume"])
+    main()
+    assert "resumed from the checkpoint at step 4" in capsys.readouterr().out
