@@ -14,9 +14,25 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from agents.base import Agent, AgentConfig, EvalCallback, LogCallback, TaskSpec, eval_steps
+from agents.base import (
+    TRAINING_STATE_FILE,
+    Agent,
+    AgentConfig,
+    CheckpointCallback,
+    EvalCallback,
+    LogCallback,
+    TaskSpec,
+)
 from agents.checkpoint import first_line, read_checkpoint, write_checkpoint
 from agents.models.trajectory import INFERENCE_MODES, InferenceMode, TrajectoryModel, TrajectoryModelConfig
+from agents.training_loop import (
+    TrainingState,
+    cuda_devices,
+    generator_state,
+    global_rng_states,
+    restore_global_rng_states,
+    run_loop,
+)
 from bench.data.sampler import WindowBatch, WindowSampler
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
@@ -181,6 +197,11 @@ class DTAgent(Agent):
             self.model = self.build_model().to(device)
         self._optimizer: torch.optim.Optimizer | None = None
         self._scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        # Mid-training state: the window-batch generator, the step `fit` has reached (None outside `fit`)
+        # and a loaded training state the next `fit` continues from.
+        self._batch_rng = np.random.default_rng(seed)
+        self._fit_step: int | None = None
+        self._resume: TrainingState | None = None
 
     # --- model --------------------------------------------------------------------------------------------
 
@@ -232,46 +253,52 @@ class DTAgent(Agent):
         return self._optimizer, self._scheduler
 
     def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None) -> None:
-        """Train; optimizer and warm-up state carry over if `fit` is called again on the same agent."""
+            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None,
+            on_checkpoint: CheckpointCallback | None = None) -> None:
+        """Train; optimizer and warm-up state carry over if `fit` is called again on the same agent. After
+        `load_training_state` the call continues the interrupted `fit` of the same `steps`."""
         if steps < 1:
             raise BenchError(f"steps must be at least 1, got {steps}")
         c = self.config
         sampler = WindowSampler(dataset, c.context_length, reward_scale=c.reward_scale,
                                 max_timestep=c.max_timestep, clip_rewards=self.spec.clip_rewards)
         self.obs_mean, self.obs_std = sampler.obs_mean.copy(), sampler.obs_std.copy()
-        rng = np.random.default_rng(self.seed)
+        resume, self._resume = self._resume, None
+        if resume is not None and resume.step > steps:
+            raise BenchError(f"the training state is at step {resume.step}, past the {steps} steps asked for")
+        if resume is None:
+            self._batch_rng = np.random.default_rng(self.seed)  # every fresh fit draws the same batches
         optimizer, scheduler = self._ensure_optimizer()
         params = self.trainable_parameters()
-        points = set(eval_steps(steps, eval_every))
-        dev = torch.device(self.device)
-        cuda = [dev.index or 0] if dev.type == "cuda" else []
+        cuda = cuda_devices(self.device)
+
+        def one_step(_step: int) -> dict[str, torch.Tensor]:
+            loss, extra = self.training_loss(self._to_tensors(sampler.sample(c.batch_size, self._batch_rng)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            return {"loss": loss, **extra}
+
+        def progress(step: int) -> None:
+            self._fit_step = step
+
         with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(self.seed)
+            if resume is None:
+                torch.manual_seed(self.seed)
+            else:
+                restore_global_rng_states(resume.rng, cuda)
             self.model.train()
-            sums: dict[str, torch.Tensor] = {}
-            since = 0
-            for step in range(1, steps + 1):
-                loss, extra = self.training_loss(self._to_tensors(sampler.sample(c.batch_size, rng)))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                for key, value in {"loss": loss, **extra}.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach().float()
-                since += 1
-                if step in points:
-                    if on_log is not None:
-                        metrics = {key: float(total) / since for key, total in sums.items()}
-                        on_log(step, {**metrics, "lr": float(scheduler.get_last_lr()[0])})
-                    sums.clear()
-                    since = 0
-                    if on_eval is not None:
-                        self.model.eval()
-                        on_eval(step, self)
-                        self.model.train()
+            self._fit_step = 0 if resume is None else resume.step
+            try:
+                run_loop(one_step, self, steps, start=self._fit_step, eval_every=eval_every, on_log=on_log,
+                         on_eval=on_eval, on_checkpoint=on_checkpoint, progress=progress,
+                         log_extras=lambda: {"lr": float(scheduler.get_last_lr()[0])},
+                         before_eval=lambda: self.model.train(False), after_eval=lambda: self.model.train(True))
+            finally:
+                self._fit_step = None
         self.model.eval()
 
     # --- evaluation ---------------------------------------------------------------------------------------
@@ -307,6 +334,34 @@ class DTAgent(Agent):
         self.obs_mean = obs_mean.cpu().numpy().astype(np.float32)
         self.obs_std = obs_std.cpu().numpy().astype(np.float32)
         self.model.eval()
+
+    def generators(self) -> dict[str, np.random.Generator]:
+        """The agent's own NumPy generators, by name, saved in training states; LaMo adds its text stream."""
+        return {"batch": self._batch_rng}
+
+    def save_training_state(self, path: Path) -> None:
+        if self._fit_step is None or self._optimizer is None or self._scheduler is None:
+            raise BenchError(f"{self.name}: a training state can only be saved from inside fit")
+        self.save(path)
+        TrainingState(
+            step=self._fit_step, rng=global_rng_states(cuda_devices(self.device)),
+            generators={name: generator_state(g) for name, g in self.generators().items()},
+            extra={"optimizer": self._optimizer.state_dict(), "scheduler": self._scheduler.state_dict()},
+        ).write(path, self.name)
+
+    def load_training_state(self, path: Path) -> int:
+        self.load(path)
+        state = TrainingState.read(path, self.name)
+        file = Path(path) / TRAINING_STATE_FILE
+        optimizer, scheduler = self._ensure_optimizer()
+        try:
+            optimizer.load_state_dict(state.extra["optimizer"])
+            scheduler.load_state_dict(state.extra["scheduler"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise BenchError(f"training state {file} does not fit this {self.name} agent: {first_line(e)}") from None
+        state.restore_generators(self.generators(), file)
+        self._resume = state
+        return state.step
 
     def num_params(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.model.parameters())

@@ -296,6 +296,10 @@ class LaMoAgent(DTAgent):
 
     # --- checkpoints --------------------------------------------------------------------------------------
 
+    def generators(self) -> dict[str, np.random.Generator]:
+        """The text-batch stream too: a resumed training must draw the same language batches."""
+        return {**super().generators(), "text": self._text_rng}
+
     def save(self, path: Path) -> None:
         """Only trainable weights (LoRA, embeddings, head; all LM weights under full_finetune) are written."""
         write_checkpoint(path, CHECKPOINT_FILE, {

@@ -159,6 +159,8 @@ def train_cmd(
     full_finetune: Annotated[bool, typer.Option(help="LaMo: train every backbone weight, no LoRA.")] = False,
     linear_embeddings: Annotated[bool, typer.Option(help="LaMo: linear embeddings and head, not MLPs.")] = False,
     random_init: Annotated[bool, typer.Option(help="LaMo: same architecture, no pre-training.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue this trial from its last mid-trial checkpoint, if any.")]
+    = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
@@ -195,8 +197,7 @@ def train_cmd(
         if not as_json:
             console.print(f"step {step}: loss {metrics['loss']:.4f}, best target score {metrics['score']:.1f}")
 
-    result = run_trial(spec, run=name, checkpoint_dir=store.trial_dir(spec.trial_id) / "checkpoint",
-                       on_report=progress)
+    result = run_trial(spec, run=name, on_report=progress, trial_dir=store.trial_dir(spec.trial_id), resume=resume)
     store.write_trial(spec.trial_id, result.evals, result.final)
     store.merge()
     f = result.final
@@ -222,6 +223,8 @@ def train_cmd(
     if agent.startswith("lamo"):
         console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
                       f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
+    if f.extra.get("resumed_from_step"):
+        console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
 
 

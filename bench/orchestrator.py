@@ -243,7 +243,7 @@ def _trainable(config: dict[str, Any]) -> None:
     def report(step: int, metrics: dict[str, float]) -> None:
         tune.report({"step": step, **metrics, "done": False})
 
-    final = run_trial_safely(spec, store, config["run"], on_report=report)
+    final = run_trial_safely(spec, store, config["run"], on_report=report, resume=bool(config.get("resume", False)))
     ckpt = store.trial_dir(spec.trial_id) / "checkpoint"
     metrics = {"step": final.steps, "final_score": final.final_score if final.final_score is not None else float("nan"),
                "status": final.status, "done": True}
@@ -289,7 +289,7 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                 resources["gpu"] = min(1.0, gpus / max(1, min(len(todo), max_concurrent or len(todo))))
             param_space = {
                 "spec": tune.grid_search([asdict(t) | {"device": "cuda" if gpus else t.device} for t in todo]),
-                "store": str(store.root.resolve()), "run": run, "threads": 1,
+                "store": str(store.root.resolve()), "run": run, "threads": 1, "resume": resume,
             }
             from bench.progress import TrialProgress
 
