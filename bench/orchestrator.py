@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -455,7 +455,8 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
             try:
                 if stop is not None:
                     stop.in_tune = True
-                with callback:
+                # Tune prints its experiment banner with print(); stdout belongs to `--json`'s one document.
+                with callback, redirect_stdout(sys.stderr):
                     tuner.fit()
             finally:
                 if stop is not None:

@@ -53,6 +53,13 @@ def _stored_run(results: Path, name: str, status: str = "ok", changes: dict[str,
     return store
 
 
+def _json_doc(stdout: str) -> dict[str, Any]:
+    """`bench run --json`'s document; Ray Tune prints its experiment banner on stdout before it."""
+    start = 0 if stdout.startswith("{") else stdout.rindex("\n{\n") + 1
+    doc: dict[str, Any] = json.loads(stdout[start:])
+    return doc
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -89,7 +96,7 @@ def test_stale_lock_of_a_dead_run_is_taken_over_with_a_note(reacher_data_root: P
     out = _bench("run", *GRID, "--name", "stale", "--resume", "--json", env=env)  # nothing left to run: no Ray
     assert out.returncode == 0, out.stderr
     assert "note: took over the lock of run 'stale' left by pid 999999999" in out.stderr
-    assert json.loads(out.stdout)["already_done"] == 1
+    assert _json_doc(out.stdout)["already_done"] == 1
     assert not (results / "stale" / LOCK_FILE).exists()
 
 
@@ -138,10 +145,10 @@ def test_failed_trials_fail_the_run_and_are_retried_on_resume(reacher_data_root:
     kept = _bench("run", *GRID, "--name", "flaky", "--resume", "--no-retry-failed", "--json", env=env)
     assert kept.returncode == 1, kept.stderr
     assert "1 of 1 trials of flaky failed" in kept.stderr and "--resume" in kept.stderr
-    assert json.loads(kept.stdout)["failed"] == 1
+    assert _json_doc(kept.stdout)["failed"] == 1
     retried = _bench("run", *GRID, "--name", "flaky", "--resume", "--json", env=env)
     assert retried.returncode == 0, retried.stderr[-2000:]
-    doc = json.loads(retried.stdout)
+    doc = _json_doc(retried.stdout)
     assert (doc["ok"], doc["failed"], doc["already_done"]) == (1, 0, 0)
     final = pd.read_parquet(results / "flaky" / "final.parquet")
     assert list(final["trial_id"]) == [TRIAL] and list(final["status"]) == ["ok"]
