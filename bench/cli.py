@@ -7,6 +7,7 @@ Heavy imports (torch, ray, d3rlpy) happen inside the commands that need them, so
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -411,8 +412,13 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except RunInterrupted as e:
+        # By now the trials are stopped, Ray is shut down, the tables merged and the run's lock released. Exit
+        # at once: a Ray core-worker thread that outlives ray.shutdown() after a stop can otherwise hold the
+        # interpreter's exit for a minute looking for the stopped GCS and then exit with its own code 1.
         print(f"interrupted: {e.message}", file=sys.stderr)
-        sys.exit(128 + e.signum)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + e.signum)
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)

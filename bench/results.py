@@ -220,7 +220,12 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError as e:
+                if not isinstance(e, BlockingIOError):  # ENOLCK and the like: no locking on this filesystem
+                    os.close(fd)
+                    self._remove_root_if_empty()
+                    raise BenchError(f"cannot lock run folder {self.root}: {e.strerror}; accepted: a results folder "
+                                     f"on a filesystem with file locking (set LAMO_BENCH_RESULTS)") from None
                 holder = _read_holder(fd)
                 os.close(fd)
                 self._remove_root_if_empty()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -83,15 +84,17 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
-def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: int,
-                  sig: signal.Signals) -> subprocess.CompletedProcess[str]:
+def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: int, sig: signal.Signals,
+                  meanwhile: Callable[[int], None] | None = None) -> subprocess.CompletedProcess[str]:
     """Start `bench run`, send `sig` to its driver (what a scheduler or Ctrl+C does) once `finished` trials have
-    written their final row, and wait for it to stop."""
+    written their final row (after calling `meanwhile` with its pid), and wait for it to stop."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and len(list(trials.glob("*/final.json"))) < finished and proc.poll() is None:
         time.sleep(0.2)
+    if meanwhile is not None:
+        meanwhile(proc.pid)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -103,8 +106,13 @@ def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root
     args = ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--seeds", "0,1,2,3",
             "--max-concurrent", "1", "--name", "killed"]
     trials = results / "killed" / "trials"
-    stopped = _signal_after(args, env, trials, 1, signal.SIGTERM)
-    assert stopped.returncode == 143, stopped.stderr[-2000:]
+
+    def second_run_is_refused(pid: int) -> None:
+        second = _bench(*args, "--resume", env=env)
+        assert second.returncode == 2 and f"run 'killed' is in use by pid {pid} on host" in second.stderr
+
+    stopped = _signal_after(args, env, trials, 1, signal.SIGTERM, meanwhile=second_run_is_refused)
+    assert stopped.returncode == 143, [line for line in stopped.stderr.splitlines() if "interrupt" in line]
     lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
     assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and lines[0].endswith("--name killed --resume")
     assert "SIGTERM received" not in stopped.stderr and "PC: @" not in stopped.stderr  # no C++ stack dump
@@ -119,7 +127,7 @@ def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root
     assert again.returncode == 2 and "--resume" in again.stderr
     if finished_before < 3:
         stopped = _signal_after([*args, "--resume"], env, trials, finished_before + 1, signal.SIGINT)
-        assert stopped.returncode == 130, stopped.stderr[-2000:]
+        assert stopped.returncode == 130, [line for line in stopped.stderr.splitlines() if "interrupt" in line]
         assert "interrupted by SIGINT" in stopped.stderr
     resumed = _bench(*args, "--resume", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr

@@ -75,6 +75,13 @@ def test_run_names_are_plain_folder_names(reacher_data_root: Path, tmp_path: Pat
     check_run_name("sparse-quick.v2_1")  # what is accepted
 
 
+def test_train_names_are_checked_too(reacher_data_root: Path, tmp_path: Path) -> None:
+    out = _bench("train", "bc", "reacher2d-medium", "--name", "../out", env=_env(reacher_data_root,
+                                                                                   tmp_path / "results"))
+    assert out.returncode == 2 and "run name '../out' is not accepted" in out.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_second_run_with_the_same_name_is_refused_naming_the_holder(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     with RunLock(results / "busy"):
