@@ -5,7 +5,9 @@ plus `manifest.json`. Every field a report needs is on the row itself (agent, va
 ratio, seed, step, scores, profile), so reports never have to join against configs.
 
 Each trial writes its own files under `trials/<trial_id>/` (atomically); the run-level tables are rebuilt
-from those, so a resumed run can neither lose nor duplicate a trial's rows.
+from those, so a resumed run can neither lose nor duplicate a trial's rows. Each final row carries its trial's
+definition (`extra["definition"]`: profile, budget, report window, overrides, dataset hash and source), so a
+resumed run can refuse to mix trials defined differently; `RunLock` keeps one command per run folder.
 """
 
 from __future__ import annotations
