@@ -7,6 +7,7 @@ Heavy imports (torch, ray, d3rlpy) happen inside the commands that need them, so
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.errors import BenchError
+from bench.errors import BenchError, RunInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="lamo-bench: LaMo vs Decision Transformer, CQL and BC on offline RL tasks.")
@@ -166,8 +167,7 @@ def train_cmd(
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
     import torch
 
-    from bench.paths import results_root
-    from bench.results import RunStore
+    from bench.results import RunStore, run_dir
     from bench.trial import TrialSpec, run_trial
 
     switches: dict[str, Any] = {}
@@ -191,7 +191,7 @@ def train_cmd(
     if threads < 1:
         raise BenchError(f"--threads {threads} is not accepted; use 1 or more")
     torch.set_num_threads(threads)
-    store = RunStore(results_root() / name)
+    store = RunStore(run_dir(name))
 
     def progress(step: int, metrics: dict[str, float]) -> None:
         if not as_json:
@@ -255,7 +255,10 @@ def run_cmd(
     ratios: Annotated[list[str] | None, typer.Option(help="Only these sample ratios (comma list).")] = None,
     seeds: Annotated[list[str] | None, typer.Option(help="Only these seeds (comma list).")] = None,
     name: Annotated[str | None, typer.Option(help="Run name: results go to results/<name>/.")] = None,
-    resume: Annotated[bool, typer.Option(help="Finish a killed run: skip trials that already have results.")] = False,
+    resume: Annotated[bool, typer.Option(help="Finish a stopped run: run the missing trials and retry failed ones; "
+                                              "refused if the profile, budget or data differ.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="With --resume, run failed trials again (--no-retry-failed "
+                                                    "keeps their failed rows).")] = True,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials at once.")] = None,
     address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster (default: local Ray).")]
     = None,
@@ -271,15 +274,15 @@ def run_cmd(
         build_grid,
         build_missing_datasets,
         estimate_seconds,
-        run_grid,
+        execute_run,
         trial_deviations_of,
         trial_summary,
-        write_manifest,
     )
-    from bench.paths import results_root
-    from bench.results import RunStore
+    from bench.results import RunStore, check_run_name, run_dir
     from bench.suites import get_profile, load_suite
 
+    if name is not None:
+        check_run_name(name)
     s = load_suite(suite)
     p = get_profile(profile or s.default_profile)
     if build_missing and not dry_run:
@@ -316,12 +319,12 @@ def run_cmd(
         return
     if not plan.trials:
         raise BenchError(f"suite {s.name} has no runnable trials (skipped: {', '.join(plan.skipped) or 'none'})")
-    store = RunStore(results_root() / run_name)
+    store = RunStore(run_dir(run_name))
     for task, why in plan.skipped.items():
         console.print(f"skipped {task}: {why}", style="yellow")
     start = time.perf_counter()
-    write_manifest(store, s, p, plan, address)
-    counts = run_grid(plan, store, run_name, max_concurrent, address, resume, progress=not as_json)
+    counts = execute_run(store, s, p, plan, max_concurrent, address, resume, retry_failed=retry_failed,
+                         progress=not as_json, notify=lambda line: print(line, file=sys.stderr))
     counts_doc = {"run": run_name, "results": str(store.root), "wall_time_s": round(time.perf_counter() - start, 1),
                   **counts}
     if as_json:
@@ -330,6 +333,10 @@ def run_cmd(
         console.print(counts_doc)
     if counts.get("missing"):
         raise BenchError(f"{counts['missing']} trials of {run_name} have no result; run again with --resume")
+    if counts.get("failed"):
+        print(f"error: {counts['failed']} of {len(plan.trials)} trials of {run_name} failed (see the error column "
+              f"of {store.root / 'final.parquet'}); retry them with --resume", file=sys.stderr)
+        sys.exit(1)
 
 
 @app.command("report")
@@ -420,6 +427,14 @@ def main() -> None:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as e:
+        # By now the trials are stopped, Ray is shut down, the tables merged and the run's lock released. Exit
+        # at once: a Ray core-worker thread that outlives ray.shutdown() after a stop can otherwise hold the
+        # interpreter's exit for a minute looking for the stopped GCS and then exit with its own code 1.
+        print(f"interrupted: {e.message}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + e.signum)
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)

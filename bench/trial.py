@@ -48,10 +48,19 @@ class TrialSpec:
     device: str = "cpu"
     #: Steps of the final-score window; None scales the paper's window (its share of the paper's steps).
     report_window: int | None = None
+    #: Content hash of the full dataset that `bench run` pinned for this trial; the trial refuses other data.
+    dataset_hash: str | None = None
 
     @property
     def trial_id(self) -> str:
         return f"{self.agent}__{self.task}__r{self.ratio:g}__s{self.seed}"
+
+    def definition(self) -> dict[str, Any]:
+        """What defines this trial's result beyond its id: a resumed run may only reuse a stored trial whose
+        definition equals the planned one (otherwise e.g. 40-step and 200-step trials would share a table)."""
+        return {"profile": self.profile, "steps": self.steps, "eval_every": self.eval_every,
+                "eval_episodes": self.eval_episodes, "report_window": self.window(), "overrides": self.overrides,
+                "dataset_hash": self.dataset_hash, "source": self.source}
 
     def window(self) -> int:
         if self.report_window is not None:
@@ -200,6 +209,9 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
     start = time.perf_counter() - progress.elapsed_s
     task = get_task(spec.task)
     full = load_task_dataset(task, spec.source)
+    if spec.dataset_hash is not None and (loaded_hash := full.content_hash()) != spec.dataset_hash:
+        raise BenchError(f"dataset {full.metadata.get('source', task.name)} changed since the run started: content "
+                         f"hash {loaded_hash}, the run pinned {spec.dataset_hash}; accepted: the pinned data")
     data = subsample(full, spec.ratio, spec.seed)
     torch.manual_seed(spec.seed)
     agent = make_agent(spec.agent, task, TaskSpec.from_task(task, full), spec.overrides, device=spec.device,
@@ -273,7 +285,7 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
         evaluations=len(per_target[summary.target]),
         wall_time_s=time.perf_counter() - start, params_total=total, params_trainable=trainable,
         dataset_hash=data.content_hash(), dataset_source=str(full.metadata.get("source", "")),
-        extra={"report_window": spec.window(), "config": agent.config.to_dict(),
+        extra={"report_window": spec.window(), "definition": spec.definition(), "config": agent.config.to_dict(),
                "episodes_kept": data.num_episodes, "transitions_kept": data.num_transitions,
                "resumed_from_step": start_step or None},
     )
@@ -292,7 +304,7 @@ def run_trial_safely(spec: TrialSpec, store: RunStore, run: str,
         message = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
         final = FinalRow(**_base_fields(spec, run), status="failed", error=message.splitlines()[0][:500],
                          steps=spec.steps, wall_time_s=time.perf_counter() - start,
-                         extra={"traceback": traceback.format_exc()[-4000:]})
+                         extra={"traceback": traceback.format_exc()[-4000:], "definition": spec.definition()})
         store.write_trial(spec.trial_id, [], final)
         return final
     store.write_trial(spec.trial_id, result.evals, result.final)

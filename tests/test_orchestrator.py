@@ -1,4 +1,4 @@
-"""Suites, grid building, `bench run` end to end through Ray Tune, kill-and-resume, and a local Ray cluster."""
+"""Suites, grid building, `bench run` end to end through Ray Tune, signal-and-resume, and a local Ray cluster."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -85,25 +86,51 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
-def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
+def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: int, sig: signal.Signals,
+                  meanwhile: Callable[[int], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """Start `bench run`, send `sig` to its driver (what a scheduler or Ctrl+C does) once `finished` trials have
+    written their final row (after calling `meanwhile` with its pid), and wait for it to stop."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(trials.glob("*/final.json"))) < finished and proc.poll() is None:
+        time.sleep(0.2)
+    if meanwhile is not None:
+        meanwhile(proc.pid)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)
     args = ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--seeds", "0,1,2,3",
             "--max-concurrent", "1", "--name", "killed"]
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
     trials = results / "killed" / "trials"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(trials.glob("*/final.json"))) < 1:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env)  # workers of the killed driver
+
+    def second_run_is_refused(pid: int) -> None:
+        second = _bench(*args, "--resume", env=env)
+        assert second.returncode == 2 and f"run 'killed' is in use by pid {pid} on host" in second.stderr
+
+    stopped = _signal_after(args, env, trials, 1, signal.SIGTERM, meanwhile=second_run_is_refused)
+    assert stopped.returncode == 143, [line for line in stopped.stderr.splitlines() if "interrupt" in line]
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and lines[0].endswith("--name killed --resume")
+    assert "SIGTERM received" not in stopped.stderr and "PC: @" not in stopped.stderr  # no C++ stack dump
+    assert "Tuner.restore" not in stopped.stderr + stopped.stdout  # the way to resume is bench's, not Tune's
+    assert not (results / "killed" / "run.lock").exists()
+    merged = pd.read_parquet(results / "killed" / "final.parquet")  # tables merged on the way out
     finished_before = len(list(trials.glob("*/final.json")))
-    assert 1 <= finished_before < 4, "the kill should land after the first trial and before the last"
+    assert 1 <= len(merged) == finished_before < 4, "the signal should land after the first trial, before the last"
+    first = next(trials.glob("*/final.json")).parent
+    assert (first / "evals.parquet").stat().st_mode == (first / "final.json").stat().st_mode
     again = _bench(*args, env=env)  # without --resume: refuses, names the flag
     assert again.returncode == 2 and "--resume" in again.stderr
+    if finished_before < 3:
+        stopped = _signal_after([*args, "--resume"], env, trials, finished_before + 1, signal.SIGINT)
+        assert stopped.returncode == 130, [line for line in stopped.stderr.splitlines() if "interrupt" in line]
+        assert "interrupted by SIGINT" in stopped.stderr
     resumed = _bench(*args, "--resume", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     final = pd.read_parquet(results / "killed" / "final.parquet")
@@ -112,6 +139,8 @@ def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, 
     evals = pd.read_parquet(results / "killed" / "evals.parquet")
     assert not evals.duplicated(["trial_id", "step", "rtg_target"]).any()
     assert len(evals) == 4 * 2  # 2 evaluations (steps 20, 40) per trial
+    manifest = json.loads((results / "killed" / "manifest.json").read_text())
+    assert len(manifest["trials"]) == 4 and all(t["definition"]["steps"] == 40 for t in manifest["trials"])
 
 
 def _free_port() -> int:
