@@ -12,10 +12,18 @@ small inverse-kinematics steps while staying clear of the joint limits (the arm'
 tight, and the Franka here starts folded against its shoulder limit), chosen to need the least joint travel.
 Gaussian noise is added to every action, and each episode draws its noise from its own seed.
 
-Episode recipes follow D4RL: `complete` solves the task's four subtasks in order; `partial` mixes episodes
-that solve exactly the four target subtasks with episodes solving four subtasks that include others
-(hinge cabinet, top and bottom burner), so only part of their reward counts; `mixed` has only the latter.
-Rewards are the environment's own: the number of target subtasks completed at that step, each counted once.
+A script alone repeats itself, where D4RL's human demonstrations differ in pace and path; so each episode
+also draws a style (`draw_style`): a pace factor for its moves, pauses before some subtasks, a sideways
+offset and a different distance for each pre-grasp point, a grasp error, and now and then a fumbled grasp
+(closing short of the handle and reopening). Some of these make a subtask fail, as human attempts do.
+
+Episode recipes and sizes follow D4RL: `complete` keeps 19 episodes that satisfy all four targets (failed
+attempts are discarded, as D4RL's 19 demonstrations all succeed); `partial` fills about 156K steps, a few
+percent of its episodes planned on exactly the four targets and the rest on four subtasks that include others
+(hinge cabinet, top and bottom burner), so they satisfy at most three targets; `mixed` has only the latter.
+Rewards are D4RL's and Minari's Markovian labels (`data_env`): each step earns the number of target subtasks
+satisfied in the state it reaches, nothing removed, so a file built here and a D4RL or Minari file of the
+same task mean the same thing. Evaluation still scores each subtask once (bench.envs.kitchen).
 """
 
 from __future__ import annotations
@@ -36,7 +44,6 @@ from tqdm import tqdm
 from bench.data.build.rollout import NOISE_STREAM, RawEpisode, RolloutStats, take_transitions
 from bench.data.build.writer import env_spec, write_dataset
 from bench.data.trajectories import TrajectoryDataset
-from bench.envs.factory import make_env
 from bench.envs.kitchen import ALL_SUBTASKS, SUBTASK_GOALS, make_kitchen_env, subtask_distance, subtasks_done
 from bench.errors import BenchError
 from bench.tasks import Task
@@ -57,6 +64,7 @@ _IK_ACCEPT = 2e-3
 CANONICAL_ORDER = ("hinge cabinet", "microwave", "kettle", "bottom burner", "top burner", "light switch",
                    "slide cabinet")
 _PLAN_STREAM = 104_729
+_STYLE_STREAM = 130_363
 # An articulated subtask is driven until its joints are this close to the goal (the environment counts it
 # done below 0.3), then let go.
 DONE_DISTANCE = 0.1
@@ -73,18 +81,24 @@ _TURN_PER_STEP = 0.15
 
 @dataclass(frozen=True)
 class KitchenRecipe:
-    """Sizes and controller settings of the generated kitchen datasets.
+    """Sizes, mixtures and controller settings of the generated kitchen datasets.
 
-    D4RL's human datasets are small (complete: 19 episodes, 3.7K steps); a scripted generator makes more data
-    cheap, so the defaults are 100 episodes for `complete` and 500 for `partial`.
+    Sizes follow D4RL (kitchen-complete: 19 human demonstrations, 3,680 steps; kitchen-partial: about 156K
+    steps, Minari D4RL/kitchen/partial-v2 156,560) so the paper's sample ratios keep as many episodes as they
+    did on D4RL's files (complete at 0.3/0.5/1: about 6/10/19 episodes).
     """
 
-    complete_episodes: int = 100
-    partial_episodes: int = 500
+    complete_episodes: int = 19  # D4RL kitchen-complete-v0: 19 demonstrations
+    # kitchen-partial is sized in steps, as D4RL's is (Minari D4RL/kitchen/partial-v2: 156,560 steps).
+    partial_transitions: int = 156_560
     mixed_episodes: int = 500
-    # Fraction of `partial` episodes that solve exactly the task's four subtasks; the others solve four
-    # subtasks drawn from all seven with at least one outside the target set.
-    partial_target_fraction: float = 0.25
+    # Fraction of `partial` episodes planned to do exactly the task's four subtasks; the others do four
+    # subtasks drawn from all seven with at least one outside the target set, so they can satisfy at most
+    # three targets. D4RL's partial file holds the 19 complete demonstrations among ~600 (about 3%).
+    partial_target_fraction: float = 0.04
+    # Steps per episode (Minari's generation script: 280 for complete, 450 for partial and mixed).
+    complete_max_steps: int = 280
+    partial_max_steps: int = 450
     # Standard deviation of the Gaussian noise added to every action component (actions lie in [-1, 1]),
     # scaled by `precise_noise_scale` during the fine approach and grasp.
     action_noise: float = 0.05
@@ -94,8 +108,26 @@ class KitchenRecipe:
     damping: float = 0.02
     # Random restarts of the inverse kinematics per subtask and margin, searched once for candidate starts.
     ik_restarts: int = 32
-    # Steps the arm idles after its last subtask before the episode is cut (as a timeout).
-    settle_steps: int = 5
+    # Steps the arm idles after its last subtask before the episode is cut (as a timeout): drawn per episode
+    # between these bounds.
+    settle_steps: int = 2
+    settle_max_steps: int = 15
+    # Variety between episodes (human demonstrations differ in pace, hesitations, paths and grasps; a script
+    # without these draws repeats itself to within its action noise). Each episode draws a pace factor in
+    # [speed_min, speed_max] for its Cartesian moves and joint-speed cap.
+    speed_min: float = 0.8
+    speed_max: float = 1.5
+    # Before each subtask, with this probability, the arm pauses for 1..pause_max_steps steps.
+    pause_probability: float = 0.25
+    pause_max_steps: int = 10
+    # The pre-grasp point is moved sideways by up to this many metres (uniform in the gripper's plane) and
+    # its distance from the handle scaled by 1 +- standoff_jitter, so approach paths differ.
+    approach_jitter: float = 0.03
+    standoff_jitter: float = 0.3
+    # Grasps land off the handle's centre by a Gaussian error of this standard deviation (m, per axis).
+    grasp_jitter: float = 0.003
+    # With this probability a grasp is fumbled first: the gripper closes short of the handle and reopens.
+    fumble_probability: float = 0.12
 
 
 def kitchen_recipe(overrides: dict[str, Any]) -> KitchenRecipe:
@@ -132,6 +164,45 @@ class Command:
     # Multiplies the joint error commanded per step: above 1 the servos push harder against a resisting
     # object (a stiffer grip on the arm's own target).
     stiffness: float = 1.0
+
+
+@dataclass(frozen=True)
+class SubtaskStyle:
+    """How one subtask of one episode is done: hesitation, approach path and grasp error."""
+
+    pause: int = 0  # steps held still before the subtask starts
+    lateral: tuple[float, float] = (0.0, 0.0)  # pre-grasp offset (m) along the gripper's x and y axes
+    standoff: float = 1.0  # multiplies the pre-grasp distance from the handle
+    grasp: tuple[float, float, float] = (0.0, 0.0, 0.0)  # grasp error (m) in the gripper's frame
+    fumble: bool = False  # close short of the handle and reopen before the real grasp
+
+
+@dataclass(frozen=True)
+class EpisodeStyle:
+    """One episode's pace and per-subtask styles (the neutral style is the plain script)."""
+
+    speed: float = 1.0
+    settle: int = 5
+    subtasks: tuple[tuple[str, SubtaskStyle], ...] = ()
+
+    def of(self, name: str) -> SubtaskStyle:
+        return dict(self.subtasks).get(name, SubtaskStyle())
+
+
+def draw_style(recipe: KitchenRecipe, plan: Sequence[str], rng: np.random.Generator) -> EpisodeStyle:
+    """An episode's style drawn from `rng` within the recipe's bounds."""
+    speed = float(rng.uniform(recipe.speed_min, recipe.speed_max))
+    settle = int(rng.integers(recipe.settle_steps, max(recipe.settle_steps, recipe.settle_max_steps) + 1))
+    styles = []
+    for name in plan:
+        pause = int(rng.integers(1, recipe.pause_max_steps + 1)) if rng.random() < recipe.pause_probability else 0
+        angle, radius = rng.uniform(0.0, 2 * math.pi), recipe.approach_jitter * math.sqrt(rng.random())
+        lateral = (radius * math.cos(angle), radius * math.sin(angle))
+        standoff = float(1.0 + recipe.standoff_jitter * rng.uniform(-1.0, 1.0))
+        grasp = tuple(float(x) for x in recipe.grasp_jitter * rng.standard_normal(3))
+        fumble = bool(rng.random() < recipe.fumble_probability)
+        styles.append((name, SubtaskStyle(pause, lateral, standoff, grasp, fumble)))  # type: ignore[arg-type]
+    return EpisodeStyle(speed, settle, tuple(styles))
 
 
 def _rotvec(rot: np.ndarray) -> np.ndarray:
@@ -188,6 +259,7 @@ class ArmController:
         self.kp = np.asarray(self.model.actuator_gainprm[:_ARM, 0], np.float64)
         self._key: bytes | None = None
         self._goal = np.zeros(_ARM)
+        self.speed = 1.0  # the episode's pace: multiplies the joint-speed cap
 
     def sync(self) -> None:
         self.data.qpos[:] = self.env_data.qpos
@@ -246,8 +318,9 @@ class ArmController:
                 self._key = key
         dq = (self._goal - self.joints()) / self.dt * self.recipe.joint_gain * cmd.stiffness
         peak = float(np.abs(dq).max())
-        if peak > self.recipe.max_joint_speed:
-            dq *= self.recipe.max_joint_speed / peak
+        cap = self.recipe.max_joint_speed * self.speed
+        if peak > cap:
+            dq *= cap / peak
         # The environment turns the action into a position target for stiff but finite position servos; the
         # offset that holds the arm against gravity and contact loads is added so the joints settle on target.
         dq += np.asarray(self.env_data.qfrc_bias[:_ARM]) / self.kp / self.dt
@@ -313,6 +386,7 @@ class Scene:
     def __init__(self, ctrl: ArmController) -> None:
         self.ctrl = ctrl
         self.model, self.data = ctrl.model, ctrl.data
+        self.style = EpisodeStyle()
 
     def _id(self, kind: Any, name: str) -> int:
         return int(mujoco.mj_name2id(self.model, kind, name))
@@ -459,6 +533,8 @@ def _reach(scene: Scene, pose: Pose, grip: float, tol: float, max_steps: int, ro
     The commanded pose leads the site by one increment, so the joint targets stay near the current joints
     and the path stays straight even for long moves (the arm would otherwise swing along a joint-space line).
     """
+    pace = scene.style.speed
+    speed, max_steps = speed * pace, math.ceil(max_steps / min(1.0, pace))
     start_pos, start_rot = scene.ctrl.pose()
     turn = _rotvec(pose[1] @ start_rot.T)
     length = float(np.linalg.norm(pose[0] - start_pos))
@@ -480,7 +556,7 @@ def _hold(pose: Pose, grip: float, steps: int, phase: str = "hold", precise: boo
 
 def _transit(scene: Scene, joints: np.ndarray, grip: float, max_steps: int = 40, tol: float = 0.08) -> Script:
     """Move the arm in joint space to a planned configuration."""
-    for _ in range(max_steps):
+    for _ in range(math.ceil(max_steps / min(1.0, scene.style.speed))):
         if float(np.abs(scene.ctrl.joints() - joints).max()) < tol:
             return
         pos, rot = scene.ctrl.pose()
@@ -504,15 +580,46 @@ def _back_off(scene: Scene, distance: float, max_steps: int, held: Callable[[], 
     yield from _reach(scene, (pos - distance * rot[:, 2], rot), OPEN, 0.015, max_steps, 0.3, phase="back off")
 
 
+def _pause(scene: Scene, steps: int) -> Script:
+    """Hesitate: hold the current pose with the gripper open."""
+    pose = scene.ctrl.pose()
+    yield from _hold(pose, OPEN, steps, "pause")
+
+
+def _fumble(scene: Scene) -> Script:
+    """A missed grasp: close on nothing short of the handle, then open again."""
+    pose = scene.ctrl.pose()
+    yield from _hold(pose, CLOSE, 4, "fumble")
+    for _ in range(_RELEASE_STEPS):
+        yield Command(pose[0], pose[1], OPEN, phase="fumble")
+        if float(scene.data.qpos[_FINGERS].min()) > _FINGERS_OPEN:
+            break
+
+
+def _pre_grasp(pos: np.ndarray, rot: np.ndarray, standoff: float, st: SubtaskStyle) -> np.ndarray:
+    """The pre-grasp point of this episode's approach path: backed off along the approach axis, moved sideways."""
+    return pos - standoff * st.standoff * rot[:, 2] + rot[:, :2] @ np.asarray(st.lateral)
+
+
+def _off_centre(pose: Pose, st: SubtaskStyle) -> np.ndarray:
+    """Where this episode's imperfect grasp puts the end-effector site."""
+    return pose[0] + pose[1] @ np.asarray(st.grasp)
+
+
 def articulated(scene: Scene, planner: Planner, name: str) -> Script:
     """Grasp the handle (or push), lead the grasp along the joint to its goal, let go, back off."""
     h = HANDLES[name]
+    st = scene.style.of(name)
+    yield from _pause(scene, st.pause)
     flip, start = planner.start(scene, name)
     grip = OPEN if h.push_offset is None else CLOSE
     yield from _transit(scene, start, OPEN)
     pos, rot = scene.grasp(h, flip)
-    yield from _reach(scene, (pos - h.standoff * rot[:, 2], rot), grip, 0.02, 20, 0.15, phase="pre-grasp")
+    yield from _reach(scene, (_pre_grasp(pos, rot, h.standoff, st), rot), grip, 0.02, 20, 0.15, phase="pre-grasp")
+    if st.fumble and grip == OPEN:
+        yield from _fumble(scene)
     pos, rot = scene.grasp(h, flip)
+    pos = _off_centre((pos, rot), st)
     yield from _reach(scene, (pos, rot), grip, 0.01, 25, phase="approach", speed=0.02, precise=True)
     if grip == OPEN:
         yield from _hold((pos, rot), CLOSE, 5, "close", precise=True)
@@ -523,7 +630,7 @@ def articulated(scene: Scene, planner: Planner, name: str) -> Script:
             break
         q = scene.joint(h.joint)[0]
         delta = float(np.clip(aim - q, -h.step, h.step))
-        target = scene.moved(scene.grasp(h, flip)[0], h.joint, delta)
+        target = scene.moved(_off_centre(scene.grasp(h, flip), st), h.joint, delta)
         yield Command(target, scene.turned(rot, h.joint, h.follow * (q + delta - q0)), CLOSE, phase="operate",
                       stiffness=h.stiffness)
     def held() -> Pose:  # the handle's live position, the gripper's own orientation (it may lag the handle's)
@@ -534,11 +641,18 @@ def articulated(scene: Scene, planner: Planner, name: str) -> Script:
 
 def kettle(scene: Scene, planner: Planner) -> Script:
     """Lift the kettle by its top handle, carry it to the top-left burner, set it down and let go."""
+    st = scene.style.of("kettle")
+    yield from _pause(scene, st.pause)
     flip, start = planner.start(scene, "kettle")
     yield from _transit(scene, start, OPEN)
     (site, rot), _ = scene.kettle_grasp(flip)
-    yield from _reach(scene, (site - KETTLE_STANDOFF * rot[:, 2], rot), OPEN, 0.02, 20, 0.15, phase="pre-grasp")
+    yield from _reach(scene, (_pre_grasp(site, rot, KETTLE_STANDOFF, st), rot), OPEN, 0.02, 20, 0.15,
+                      phase="pre-grasp")
+    if st.fumble:
+        yield from _fumble(scene)
     (site, rot), offset = scene.kettle_grasp(flip)
+    site = _off_centre((site, rot), st)
+    offset = offset + rot @ np.asarray(st.grasp)
     # The fingers clear the handle by 7 mm above and below: approach slowly and settle before closing.
     yield from _reach(scene, (site, rot), OPEN, 0.004, 25, phase="approach", speed=0.015, precise=True)
     yield from _hold((site, rot), CLOSE, 6, "close", precise=True)
@@ -566,6 +680,7 @@ class ScriptedEpisode:
     episode: RawEpisode
     plan: tuple[str, ...]
     completed: tuple[str, ...]
+    style: EpisodeStyle = EpisodeStyle()
 
 
 class KitchenDemonstrator:
@@ -577,12 +692,18 @@ class KitchenDemonstrator:
         self.ctrl = ArmController(env, recipe)
         self.scene = Scene(self.ctrl)
 
-    def run(self, plan: Sequence[str], seed: int, index: int = 0) -> ScriptedEpisode:
+    def run(self, plan: Sequence[str], seed: int, index: int = 0, style: EpisodeStyle | None = None
+            ) -> ScriptedEpisode:
         """Reset with `seed` and do the subtasks of `plan` in order; the episode ends when the environment ends
-        it (all target subtasks done, or its time limit) or, after the plan and `settle_steps`, with a cut."""
+        it (its time limit, or all targets done if it terminates then) or, after the plan and the style's
+        settle steps, with a cut. Without `style`, one is drawn from `seed` (`EpisodeStyle()` is the plain
+        script)."""
         unknown = [name for name in plan if name not in ALL_SUBTASKS]
         if unknown:
             raise BenchError(f"unknown kitchen subtask(s) {', '.join(unknown)}; accepted: {', '.join(ALL_SUBTASKS)}")
+        if style is None:
+            style = draw_style(self.recipe, plan, np.random.default_rng([seed, _STYLE_STREAM]))
+        self.scene.style, self.ctrl.speed = style, style.speed
         rng = np.random.default_rng([seed, NOISE_STREAM])
         obs, _ = self.env.reset(seed=seed)
         self.ctrl.sync()
@@ -616,7 +737,7 @@ class KitchenDemonstrator:
                 break
         if not ended:
             pos, rot = self.ctrl.pose()
-            for _ in range(self.recipe.settle_steps):
+            for _ in range(style.settle):
                 if step(Command(pos, rot, OPEN, phase="settle")):
                     break
             truncs[-1] = not terms[-1]  # the scripted episode is over: cut here, as a timeout
@@ -625,7 +746,7 @@ class KitchenDemonstrator:
             actions=np.asarray(actions, np.float32), rewards=np.asarray(rewards, np.float32),
             terminations=np.asarray(terms, bool), truncations=np.asarray(truncs, bool),
         )
-        return ScriptedEpisode(raw, tuple(plan), tuple(n for n in plan if n in completed))
+        return ScriptedEpisode(raw, tuple(plan), tuple(n for n in plan if n in completed), style)
 
 
 def episode_plan(kind: str, targets: Sequence[str], recipe: KitchenRecipe, seed: int, index: int) -> tuple[str, ...]:
@@ -669,56 +790,127 @@ def controller_success(subtasks: Sequence[str] = ALL_SUBTASKS, episodes: int = 2
 # --- dataset build ------------------------------------------------------------------------------------------
 
 _RECIPE_TEXT = {
-    "complete": "every episode does the four target subtasks in order",
-    "partial": ("{fraction:.0%} of episodes do the four target subtasks, the others four subtasks drawn from all "
-                "seven with at least one outside the targets"),
+    "complete": "every episode does the four target subtasks in order (failed attempts are discarded)",
+    "partial": ("{fraction:.0%} of episodes are planned to do the four target subtasks, the others four subtasks "
+                "drawn from all seven with at least one outside the targets"),
     "mixed": "every episode does four subtasks drawn from all seven, never exactly the four targets",
 }
+
+#: How the generated data still differs from D4RL's human demonstrations (written into every card).
+D4RL_DIFFERENCES = (
+    "scripted, not human: every episode of a plan follows the same waypoint recipe, varied only by the drawn "
+    "pace, pauses, approach offsets, grasp errors, fumbles and Gaussian action noise; D4RL's teleoperated "
+    "demonstrations differ in strategy, order and timing far more",
+    "partial: the non-target episodes do four subtasks drawn at random from all seven, where D4RL's partial file "
+    "holds the relay-policy-learning task combinations its operators chose",
+    "recorded in gymnasium-robotics FrankaKitchen-v1 (its observation noise 0.01 robot / 0.0005 objects, as "
+    "Minari's D4RL/kitchen-v2 files), not D4RL's KitchenV0 (noise 0.1)",
+    "rewards are counted on the state after each step, as Minari's files are; D4RL's hdf5 files count the "
+    "targets satisfied in the observation before the step (one step earlier)",
+)
+
+
+def data_env(targets: Sequence[str], kind: str, recipe: KitchenRecipe) -> gym.Env[Any, Any]:
+    """The environment demonstrations are recorded in, set up as Minari's kitchen generation script sets it.
+
+    `remove_task_when_completed=False` makes the reward Markovian, as D4RL's generation script does
+    (`REMOVE_TASKS_WHEN_COMPLETE = False`, D4RL scripts/generation/generate_kitchen_datasets.py): every step
+    earns the number of target subtasks satisfied in the state it reaches, so a step after the microwave is
+    open earns 1 again, and an episode's return is far above 4. Episodes do not end when the targets are done
+    (Minari: `terminate_on_tasks_completed=False`; time limits 280 complete, 450 partial and mixed).
+    Evaluation is different: it keeps the task-removing environment, so each subtask counts once (score 0-4).
+    """
+    steps = recipe.complete_max_steps if kind == "complete" else recipe.partial_max_steps
+    return make_kitchen_env(targets, max_episode_steps=steps, remove_task_when_completed=False,
+                            terminate_on_tasks_completed=False)
+
+
+def targets_satisfied(episode: RawEpisode, targets: Sequence[str]) -> np.ndarray:
+    """Per step, the number of targets satisfied in the observation the step reaches (the label's definition)."""
+    obj = np.asarray(episode.observations[1:, :30], np.float64)
+    return np.array([len(subtasks_done(q, targets)) for q in obj], np.float64)
+
+
+def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str]) -> dict[str, Any]:
+    """How alike the scripted episodes are: length spread, subtask success, full solves, drawn variety."""
+    lengths = np.array([len(c.episode) for c in collected], np.float64)
+    attempts: dict[str, list[int]] = {name: [0, 0] for name in ALL_SUBTASKS}
+    for c in collected:
+        for name in c.plan:
+            attempts[name][0] += 1
+            attempts[name][1] += name in c.completed
+    # All four targets satisfied at one step (the Markovian reward reaches the number of targets).
+    full = sum(float(c.episode.rewards.max(initial=0.0)) >= len(targets) for c in collected)
+    styles = [c.style for c in collected]
+    subtask_styles = [st for style in styles for _, st in style.subtasks]
+    return {
+        "episode_length": {
+            "mean": round(float(lengths.mean()), 2), "std": round(float(lengths.std()), 2),
+            "min": int(lengths.min()), "max": int(lengths.max()),
+            "cv": round(float(lengths.std() / lengths.mean()), 4),
+        },
+        "scripted_subtask_success": {
+            name: {"attempted": a, "completed": c, "rate": round(c / a, 4)}
+            for name, (a, c) in attempts.items() if a
+        },
+        "episodes_satisfying_all_targets": {"count": int(full), "fraction": round(full / len(collected), 4)},
+        "variety": {
+            "pace": {"min": round(min(s.speed for s in styles), 3), "max": round(max(s.speed for s in styles), 3)},
+            "subtasks_with_pause": sum(st.pause > 0 for st in subtask_styles),
+            "subtasks_with_fumble": sum(st.fumble for st in subtask_styles),
+            "subtasks": len(subtask_styles),
+        },
+    }
+
 
 def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
                   recipe: KitchenRecipe) -> Path:
     """Generate the task's scripted dataset (`complete` or `partial`) and write it as a Minari dataset.
 
-    Episode i resets with seed + i. With `transitions`, episodes are collected until that many steps exist
-    and the last one is cut there (a timeout).
+    Attempt i resets with seed + i. `complete` keeps only attempts that satisfy all four targets at some step
+    (D4RL's complete demonstrations all do) until `complete_episodes` are kept; `partial` collects episodes
+    until `partial_transitions` steps exist. With `transitions`, episodes are collected until that many steps
+    exist and the last one is cut there (a timeout).
     """
     started = time.perf_counter()
     targets = tuple(task.env_kwargs.get("tasks_to_complete", ()))
     if task.domain != "kitchen" or not targets:
         raise BenchError(f"task {task.name} is not a kitchen task with tasks_to_complete")
     kind = task.dataset
-    n_episodes = {"complete": recipe.complete_episodes, "partial": recipe.partial_episodes}.get(
-        kind, recipe.mixed_episodes)
     episode_plan(kind, targets, recipe, seed, 0)  # rejects an unknown dataset kind before any work
-    env = make_env(task)
+    n_episodes = recipe.complete_episodes if kind == "complete" else recipe.mixed_episodes
+    wanted_steps = transitions or (recipe.partial_transitions if kind == "partial" else None)
+    env = data_env(targets, kind, recipe)
     collected: list[ScriptedEpisode] = []
+    discarded = 0
     steps = 0
-    bar = tqdm(total=transitions or n_episodes, desc=f"collect {task.name}", disable=not progress,
-               unit="step" if transitions else "episode", mininterval=2.0)
+    bar = tqdm(total=wanted_steps or n_episodes, desc=f"collect {task.name}", disable=not progress,
+               unit="step" if wanted_steps else "episode", mininterval=2.0)
     try:
         demo = KitchenDemonstrator(env, recipe, seed)
         i = 0
-        while (steps < transitions) if transitions else (i < n_episodes):
-            result = demo.run(episode_plan(kind, targets, recipe, seed, i), seed + i, i)
+        while (steps < wanted_steps) if wanted_steps else (len(collected) < n_episodes):
+            result = demo.run(episode_plan(kind, targets, recipe, seed, i), seed + i, len(collected))
+            i += 1
+            if kind == "complete" and float(result.episode.rewards.max(initial=0.0)) < len(targets):
+                discarded += 1
+                if discarded > 5 * n_episodes + 20:
+                    raise BenchError(f"the scripted controller solved only {len(collected)} of {i} kitchen-complete "
+                                     f"attempts; check the recipe (action_noise, grasp_jitter, ...)")
+                continue
             collected.append(result)
             steps += len(result.episode)
-            bar.update(len(result.episode) if transitions else 1)
-            i += 1
+            bar.update(len(result.episode) if wanted_steps else 1)
     finally:
         bar.close()
         env.close()
     collect_wall = time.perf_counter() - started
     episodes = [c.episode for c in collected]
-    if transitions:
-        episodes = take_transitions(episodes, transitions)
+    if wanted_steps:
+        episodes = take_transitions(episodes, wanted_steps)
     stats = RolloutStats(len(collected), steps, collect_wall)
 
     def card(_: TrajectoryDataset) -> dict[str, Any]:
-        attempts: dict[str, list[int]] = {name: [0, 0] for name in ALL_SUBTASKS}
-        for c in collected:
-            for name in c.plan:
-                attempts[name][0] += 1
-                attempts[name][1] += name in c.completed
         plans: dict[str, int] = {}
         for c in collected:
             key = ", ".join(c.plan)
@@ -730,22 +922,24 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
             "behaviour_policy": {
                 "algorithm": ("scripted end-effector waypoints per subtask; damped-least-squares inverse "
                               "kinematics on the end-effector site's MuJoCo Jacobian; joint-velocity actions; "
-                              "Gaussian action noise"),
+                              "per-episode pace, pauses, approach offsets, grasp errors and fumbles; Gaussian "
+                              "action noise"),
                 "hyperparameters": dataclasses.asdict(recipe),
                 "training_steps": 0,
             },
             "target_subtasks": list(targets),
             "observation": "D4RL's 60-dim kitchen layout [robot qpos 9, object qpos 21, goal 30]",
-            "reward": "number of target subtasks completed at that step (each counted once); return 0-4",
+            "reward": ("D4RL/Minari labels (Markovian): each step earns the number of target subtasks satisfied in "
+                       "the state it reaches (no removal), so returns exceed 4; evaluation scores each subtask "
+                       "once (0-4)"),
             "plans": plans,
-            "scripted_subtask_success": {
-                name: {"attempted": a, "completed": c, "rate": round(c / a, 4)}
-                for name, (a, c) in attempts.items() if a
-            },
+            **uniformity(collected, targets),
+            "discarded_attempts": discarded,
+            "differences_from_d4rl": list(D4RL_DIFFERENCES),
             "collection": {
                 "episodes_collected": stats.episodes, "env_steps": stats.env_steps,
                 "wall_s": round(stats.wall_s, 3), "env_steps_per_s": round(stats.steps_per_s, 1),
-                "episode_seeds": "episode i is reset with seed + i",
+                "episode_seeds": "attempt i is reset with seed + i",
             },
             "build_wall_time_s": round(time.perf_counter() - started, 3),
         }
@@ -753,8 +947,8 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
     return write_dataset(
         task, dataset_id, episodes, env_spec(task), card,
         description=(f"{task.name}: scripted-controller demonstrations on {task.env_id} in D4RL's 60-dim "
-                     f"observation layout ({kind} recipe); see card.json"),
-        algorithm_name="scripted waypoint controller (Jacobian IK) + Gaussian action noise",
+                     f"observation layout ({kind} recipe, D4RL's Markovian reward labels); see card.json"),
+        algorithm_name="scripted waypoint controller (Jacobian IK) + varied pace/paths/grasps + action noise",
     )
 
 
@@ -773,7 +967,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_build.add_argument("task", help="kitchen-complete or kitchen-partial (a registered kitchen task)")
     p_build.add_argument("--seed", type=int, default=0)
     p_build.add_argument("--transitions", type=int, default=None)
-    p_build.add_argument("--episodes", type=int, default=None)
+    p_build.add_argument("--episodes", type=int, default=None, help="complete: episodes to keep")
     args = parser.parse_args(argv)
     if args.command == "success":
         started = time.perf_counter()
@@ -784,7 +978,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from bench.tasks import get_task
 
     task = get_task(args.task)
-    overrides = {} if args.episodes is None else {f"{task.dataset}_episodes": args.episodes}
+    overrides = {} if args.episodes is None else {"complete_episodes": args.episodes}
     source = next(s for s in task.sources if s.kind == "generated")
     path = build_kitchen(task, source.id, args.seed, args.transitions, True, kitchen_recipe(overrides))
     print(path)
