@@ -192,11 +192,13 @@ def targets_satisfied(episode: RawEpisode, targets: Sequence[str]) -> np.ndarray
     return np.array([len(subtasks_done(q, targets)) for q in obj], np.float64)
 
 
-def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str]) -> dict[str, Any]:
-    """How alike the scripted episodes are: length spread, subtask success, full solves, drawn variety."""
+def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str],
+               attempted: Sequence[ScriptedEpisode] | None = None) -> dict[str, Any]:
+    """How alike the kept episodes are: length spread, full solves, drawn variety; and the subtask success of
+    every `attempted` episode (discarded ones included; default: the kept ones)."""
     lengths = np.array([len(c.episode) for c in collected], np.float64)
     attempts: dict[str, list[int]] = {name: [0, 0] for name in ALL_SUBTASKS}
-    for c in collected:
+    for c in (collected if attempted is None else attempted):
         for name in c.plan:
             attempts[name][0] += 1
             attempts[name][1] += name in c.completed
@@ -243,7 +245,7 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
     wanted_steps = transitions or (recipe.partial_transitions if kind == "partial" else None)
     env = data_env(targets, kind, recipe)
     collected: list[ScriptedEpisode] = []
-    discarded = 0
+    discarded: list[ScriptedEpisode] = []
     steps = 0
     bar = tqdm(total=wanted_steps or n_episodes, desc=f"collect {task.name}", disable=not progress,
                unit="step" if wanted_steps else "episode", mininterval=2.0)
@@ -254,8 +256,8 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
             result = demo.run(episode_plan(kind, targets, recipe, seed, i), seed + i, len(collected))
             i += 1
             if kind == "complete" and float(result.episode.rewards.max(initial=0.0)) < len(targets):
-                discarded += 1
-                if discarded > 5 * n_episodes + 20:
+                discarded.append(result)
+                if len(discarded) > 5 * n_episodes + 20:
                     raise BenchError(f"the scripted controller solved only {len(collected)} of {i} kitchen-complete "
                                      f"attempts; check the recipe (action_noise, grasp_jitter, ...)")
                 continue
@@ -294,8 +296,8 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
                        "the state it reaches (no removal), so returns exceed 4; evaluation scores each subtask "
                        "once (0-4)"),
             "plans": plans,
-            **uniformity(collected, targets),
-            "discarded_attempts": discarded,
+            **uniformity(collected, targets, [*collected, *discarded]),
+            "discarded_attempts": len(discarded),
             "differences_from_d4rl": list(D4RL_DIFFERENCES),
             "collection": {
                 "episodes_collected": stats.episodes, "env_steps": stats.env_steps,
