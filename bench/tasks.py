@@ -141,7 +141,9 @@ def _kitchen(dataset: str, ratios: tuple[float, ...]) -> Task:
         sources=(
             DataSource("minari", f"D4RL/kitchen/{dataset}-v2"),
             DataSource("d4rl_hdf5", f"kitchen-{dataset}-v0"),
-            DataSource("generated", f"lamo-bench/kitchen/{dataset}-v0"),
+            # v1: D4RL/Minari Markovian reward labels and D4RL sizes (v0 counted each subtask once), so a v0 file
+            # left in a data folder is never read as the new data.
+            DataSource("generated", f"lamo-bench/kitchen/{dataset}-v1"),
         ),
         # D4RL kitchen ref_min_score 0 / ref_max_score 4 (paper Table 5): evaluation returns count each subtask once.
         random_score=0.0, expert_score=4.0, context_length=20,

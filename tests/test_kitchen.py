@@ -202,9 +202,9 @@ def test_recipe_overrides_reject_bad_names_and_types() -> None:
 def test_tiny_build_writes_a_loadable_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path))
     task = get_task("kitchen-complete")
-    path = build_kitchen(task, "lamo-bench/kitchen/complete-v0", seed=0, transitions=80, progress=False,
+    path = build_kitchen(task, "lamo-bench/kitchen/complete-v1", seed=0, transitions=80, progress=False,
                          recipe=KitchenRecipe())
-    assert path == tmp_path / "minari" / "lamo-bench" / "kitchen" / "complete-v0"
+    assert path == tmp_path / "minari" / "lamo-bench" / "kitchen" / "complete-v1"
     data = load_minari_path(path, name=task.name)
     assert data.num_transitions == 80
     assert data.observation_shape == (60,)
