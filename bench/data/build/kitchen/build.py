@@ -207,7 +207,8 @@ def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str],
     styles = [c.style for c in collected]
     subtask_styles = [st for style in styles for _, st in style.subtasks]
     return {
-        "episode_length": {
+        # Whole scripted episodes, before a `transitions` cut (the card's `episode_length` is the written data's).
+        "scripted_episode_length": {
             "mean": round(float(lengths.mean()), 2), "std": round(float(lengths.std()), 2),
             "min": int(lengths.min()), "max": int(lengths.max()),
             "cv": round(float(lengths.std() / lengths.mean()), 4),
