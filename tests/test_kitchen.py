@@ -248,6 +248,8 @@ def test_episode_styles_vary_within_the_recipe() -> None:
     assert 0.05 < np.mean([st.fumble for st in subtasks]) < 0.2
     assert max(float(np.hypot(*st.lateral)) for st in subtasks) <= recipe.approach_jitter
     assert all(recipe.settle_steps <= s.settle <= recipe.settle_max_steps for s in styles)
+    choices = np.array([st.start_choice for st in subtasks])
+    assert choices.min() >= 0.0 and choices.max() < 1.0 and choices.std() > 0.2
     assert EpisodeStyle().of("kettle").pause == 0 and EpisodeStyle().speed == 1.0
 
 

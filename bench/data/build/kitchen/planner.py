@@ -193,8 +193,12 @@ class Planner:
             self.cache[(name, margin)] = found
         return self.cache[(name, margin)]
 
-    def start(self, scene: Scene, name: str) -> tuple[bool, np.ndarray]:
-        """The start with the least cost: the largest joint move to get there, plus a price on thin margins."""
+    def start(self, scene: Scene, name: str, choice: float = 0.0) -> tuple[bool, np.ndarray]:
+        """A start of low cost: the largest joint move to get there, plus a price on thin margins.
+
+        `choice` in [0, 1) picks among the starts within the recipe's `start_slack` of the cheapest (0: the
+        cheapest), so episodes reach a subtask in different arm postures and gripper half-turns.
+        """
         ctrl = scene.ctrl
         here = ctrl.joints()
         options: list[tuple[float, bool, np.ndarray]] = []
@@ -209,7 +213,9 @@ class Planner:
         if not options:
             # Nothing valid: start from here and let the subtask fail on its own.
             return False, here
-        _, flip, q = min(options, key=lambda o: (o[0], o[1]))
+        options.sort(key=lambda o: (o[0], o[1]))
+        near = [o for o in options if o[0] <= options[0][0] + self.recipe.start_slack]
+        _, flip, q = near[min(len(near) - 1, int(choice * len(near)))]
         return flip, q
 
 

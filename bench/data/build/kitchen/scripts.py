@@ -115,7 +115,7 @@ def articulated(scene: Scene, planner: Planner, name: str) -> Script:
     h = HANDLES[name]
     st = scene.style.of(name)
     yield from _pause(scene, st.pause)
-    flip, start = planner.start(scene, name)
+    flip, start = planner.start(scene, name, st.start_choice)
     grip = OPEN if h.push_offset is None else CLOSE
     yield from _transit(scene, start, OPEN)
     pos, rot = scene.grasp(h, flip)
@@ -147,7 +147,7 @@ def kettle(scene: Scene, planner: Planner) -> Script:
     """Lift the kettle by its top handle, carry it to the top-left burner, set it down and let go."""
     st = scene.style.of("kettle")
     yield from _pause(scene, st.pause)
-    flip, start = planner.start(scene, "kettle")
+    flip, start = planner.start(scene, "kettle", st.start_choice)
     yield from _transit(scene, start, OPEN)
     (site, rot), _ = scene.kettle_grasp(flip)
     yield from _reach(scene, (_pre_grasp(site, rot, KETTLE_STANDOFF, st), rot), OPEN, 0.02, 20, 0.15,
