@@ -12,7 +12,9 @@ A run's manifest and `bench run --dry-run --json` carry, for every trial, the un
    (the official evaluator re-encodes the last K steps, `window`), bf16 autocast (the official code runs fp32);
    a check is left out when `config.deviations()` already names its subject, so no difference is listed twice;
 4. data: a dataset this project generated (`bench data build`) in place of the paper's;
-5. protocol: the evaluation start states are seeded (the official evaluator calls `env.reset()` unseeded).
+5. environment: what the evaluation environment still does differently from the paper's (Kitchen: completion
+   on the true state, gymnasium-robotics instead of D4RL's mujoco-py; bench/envs/kitchen.py);
+6. protocol: the evaluation start states are seeded (the official evaluator calls `env.reset()` unseeded).
 
 The `paper` profile is not exempt: it lists what still differs when everything configurable is the paper's.
 """
@@ -100,6 +102,15 @@ def data_deviations(task: Task, source: str | None = None) -> list[str]:
             "its behaviour policy and returns differ (see the dataset card)"]
 
 
+def env_deviations(task: Task) -> list[str]:
+    """Known differences of the task's evaluation environment from the one the paper evaluated on."""
+    if task.domain == "kitchen":
+        from bench.envs.kitchen import eval_deviations
+
+        return eval_deviations(task.env_kwargs)
+    return []
+
+
 def _paper_profile() -> Profile:
     return load_profiles()["paper"]
 
@@ -133,5 +144,6 @@ def trial_deviations(spec: TrialSpec) -> list[str]:
     out += own
     out += harness_checks(config, own)
     out += data_deviations(task, spec.source)
+    out += env_deviations(task)
     out.append(SEEDED_EVALUATION)
     return list(dict.fromkeys(out))
