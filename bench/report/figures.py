@@ -69,19 +69,20 @@ def _grid(n: int, max_cols: int = 3, panel: tuple[float, float] = (4.4, 3.3)) ->
 #: blindness) and curves that coincide exactly remain visible (see `line_style`).
 LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
 MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*")
-LINE_WIDTHS = (3.4, 1.3)  # first and last method drawn
-MARKER_SIZES = (8.0, 3.5)
+LINE_WIDTHS = (3.0, 1.2)  # first and last method of the order
+MARKER_SIZES = (7.5, 3.5)
 
 
 def line_style(method: str, colors: dict[str, str]) -> dict[str, Any]:
     """Matplotlib keywords giving `method` its own line style, marker, width and drawing order.
 
-    The position in `colors` (the report-wide method order) picks them, so a method looks the same in every
-    figure. Methods earlier in the order are drawn thicker, with bigger markers and underneath: when two
+    The method's place in the paper's column order among all the report's methods (the keys of `colors`)
+    picks them, so a method looks the same in every figure and LaMo gets the solid line. Methods earlier in
+    the order are drawn thicker, with bigger markers and underneath: when two
     methods' curves are identical (e.g. both stuck at 0), the later, thinner dashed line runs inside the
     earlier one and both stay visible instead of one hiding the other.
     """
-    order = list(colors)
+    order = method_order(colors)
     i = order.index(method) if method in order else len(order)
     frac = i / max(len(order) - 1, 1)
     width = LINE_WIDTHS[0] + (LINE_WIDTHS[1] - LINE_WIDTHS[0]) * min(frac, 1.0)
