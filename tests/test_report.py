@@ -132,6 +132,8 @@ def test_rank_and_improvement_rules() -> None:
     assert rank_marks({"a": 1.04, "b": 1.0, "c": 0.5}, {"a": (1.04, 1.04), "b": (1.0, 1.0), "c": (0.5, 0.5)}) == (
         [], ["a", "b"])
     assert rank_marks({"a": 3.0, "b": math.nan}, {"a": (2.0, 4.0)}) == ([], [])  # one ranked method: no marks
+    # Intervals that touch, up to float noise, overlap: no bold.
+    assert rank_marks({"a": 10.0, "b": 6.0}, {"a": (25 / 3, 12.0), "b": (4.0, 8.333333333333332)}) == ([], ["a", "b"])
     assert improvement_pct(55.0, -10.0) == pytest.approx(650.0)
     assert math.isnan(improvement_pct(5.0, 0.0))
     # The committed quick-sparse report's pointmaze-medium 0.1 row: +1397.6% over DT's -0.7 is no longer shown.

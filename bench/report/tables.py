@@ -80,8 +80,10 @@ def rank_marks(means: dict[str, float], intervals: dict[str, Interval] | None = 
     floor = float("nan") if any(math.isnan(v) for v in lows) else min(lows)
 
     def separated(m: str) -> bool:
+        # Touching intervals count as overlapping; the tolerance keeps float noise in the bootstrap means
+        # (8.333333333333334 vs 8.333333333333332) from deciding that.
         high = bounds.get(m, NO_INTERVAL)[1]
-        return not math.isnan(floor) and not math.isnan(high) and high < floor
+        return not math.isnan(floor) and not math.isnan(high) and high < floor - 1e-9 * max(1.0, abs(floor))
 
     if len(leaders) == 1 and all(separated(m) for m in others):
         return leaders, []
