@@ -22,7 +22,7 @@ from bench.report import figures, tables
 from bench.report.html import FigureEntry, Section, TableEntry, render_index
 from bench.report.load import Results, load_runs, split_by_profile
 from bench.report.render import Table, to_latex, to_markdown
-from bench.report.robust import METRICS, RobustResult, profiles_frame, robust_results
+from bench.report.robust import METRICS, RobustResult, cell_intervals, profiles_frame, robust_results
 from bench.report.stats import cell_stats, learning_curves, scored_mask, select_cell_targets
 from bench.report.style import method_colors
 from bench.results import atomic_write_bytes, atomic_write_json
@@ -83,7 +83,7 @@ def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, 
     final, target_means, target_notes = select_cell_targets(part.final)
     notes.extend(target_notes)
     part = Results(final=final, evals=part.evals, runs=part.runs, notes=part.notes, run_notes=part.run_notes)
-    cells = cell_stats(final)
+    cells = cell_intervals(cell_stats(final), reps)  # each cell's 95% interval: the tables rank by it
     if profile != "paper":
         notes.append(f"profile {profile!r} is not the paper's training protocol; compare with published numbers "
                      "with care")
@@ -109,9 +109,9 @@ def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, 
         section.figures.append(FigureEntry(title, png, pdf, caption))
         info["figures"][name] = [png, pdf]
 
-    scores = tables.score_table(cells, profile)
+    scores = tables.score_table(cells, profile, reps)
     add_table("scores", scores.table, scores.frame)
-    comparison = tables.paper_comparison(cells, profile)
+    comparison = tables.paper_comparison(cells, profile, reps)
     if comparison is None:
         notes.append("no task × ratio of these runs appears in the paper's tables: no paper comparison")
     else:

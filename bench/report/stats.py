@@ -126,6 +126,7 @@ def cell_stats(final: pd.DataFrame) -> pd.DataFrame:
             "mean": float(np.mean(scores)) if len(scores) else float("nan"),
             "std": float(np.std(scores, ddof=STD_DDOF)) if len(scores) else float("nan"),
             "seeds": [int(s) for s in ok["seed"]],
+            "scores": [float(v) for v in scores],  # per seed, in `seeds` order: the tables' intervals need them
             "rtg_target": _cell_target(ok),
         })
     cells = pd.DataFrame(rows)
