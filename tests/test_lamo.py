@@ -360,3 +360,19 @@ def test_deviations_list_what_differs_from_the_official_run() -> None:
         assert part in text
     assert not any("position embeddings" in d for d in quick.deviations())  # RoPE: nothing to add
     assert official.with_overrides({"lm_loss_weight": 0.0}).deviations() == []
+
+
+def test_optimizer_and_old_checkpoints(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset,
+                                       tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    agent = _patched_agent(monkeypatch, dataset, model, lm_source="gpt2", lora_rank=2)
+    optimizer, _ = agent._ensure_optimizer()
+    group = optimizer.param_groups[0]
+    assert (group["eps"], group["weight_decay"], group["lr"]) == (1e-6, 1e-5, pytest.approx(1e-4 / 2500))
+    agent.save(tmp_path / "ckpt")
+    old = torch.load(tmp_path / "ckpt" / "agent.pt", weights_only=True)
+    torch.save({**old, "format": 1}, tmp_path / "ckpt" / "agent.pt")  # before the official model (format 2)
+    with pytest.raises(BenchError, match="format 1, this version reads format 2"):
+        agent.load(tmp_path / "ckpt")
