@@ -61,6 +61,11 @@ LAMO_CHECKPOINT_FORMAT = 2  # 2: the official model (see agents.dt.CHECKPOINT_FO
 # biases (Qwen2) gets them trained, as bias='lora_only' would.
 GPT2_LORA_TARGETS: tuple[str, ...] = ("c_attn",)
 LLAMA_LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
+# The official backbones (GPT-2 small; gpt2-medium on two Kitchen cells) and corpus (WikiText-103), under the
+# names this project accepts for them.
+OFFICIAL_LM_SOURCES: tuple[str, ...] = ("gpt2", "gpt2-medium", "hf:gpt2", "hf:gpt2-medium",
+                                        "hf:openai-community/gpt2", "hf:openai-community/gpt2-medium")
+OFFICIAL_CORPORA: tuple[str, ...] = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
 # Config fields that decide which frozen weights a checkpoint's trainable weights were trained against.
 _BACKBONE_FIELDS: tuple[str, ...] = ("lm_source", "lm_layers", "random_init", "full_finetune", "lora_rank",
                                      "lora_alpha", "mlp_embedding", "mlp_head", "context_length", "max_timestep")
@@ -125,7 +130,7 @@ class LaMoConfig(DTConfig):
         """Differences from the official LaMo run (srzer/LaMo-2023 @ 3e4fcc8: run.sh / run_cotrain.sh, GPT-2
         small, LoRA rank 16, WikiText-103 language pass in 1024-token blocks of batch 2, window evaluation)."""
         out = super().deviations()
-        if self.lm_source not in ("gpt2", "gpt2-medium"):
+        if self.lm_source not in OFFICIAL_LM_SOURCES:
             out.append(f"backbone {self.lm_source} instead of GPT-2 (gpt2 / gpt2-medium)")
         if self.lm_layers is not None:
             out.append(f"LM truncated to its first {self.lm_layers} blocks")
@@ -136,12 +141,12 @@ class LaMoConfig(DTConfig):
         if self.lm_loss_weight not in (0.0, 0.1):
             out.append(f"language-loss weight {self.lm_loss_weight} (official: 0.1 run_cotrain.sh, 0 run.sh)")
         if self.lm_loss_weight > 0:
-            if self.lm_corpus != "wikitext-103":
+            if self.lm_corpus not in OFFICIAL_CORPORA:
                 out.append(f"language corpus {self.lm_corpus} instead of WikiText-103")
             if (self.lm_block_size, self.lm_batch_size) != (1024, 2):
                 out.append(f"language batches of {self.lm_batch_size} x {self.lm_block_size} tokens "
                            "instead of 2 x 1024")
-            if self.lm_source in ("gpt2", "gpt2-medium"):
+            if self.lm_source in OFFICIAL_LM_SOURCES:
                 out.append("the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA "
                            "leaves them out: to_add_position_embeds=False)")
         if self.amp:
