@@ -125,6 +125,10 @@ class DTConfig(AgentConfig):
         out = []
         if self.eval_mode != "window":
             out.append(f"eval_mode {self.eval_mode}: the official evaluation re-encodes the last K steps (window)")
+        if self.lr_schedule == "atari_tokens" and type(self) is DTConfig:  # what default_config gives Atari
+            out.append("Atari DT model vs LaMo's experiment-atari/model.py: theirs adds GPT-2 position embeddings, "
+                       "ends the action head in tanh (on logits) and the CNN without tanh, and its GPT2Config "
+                       "(n_embed=128 typo) builds 3 layers x 1 head x 768 wide; ours is the DT paper's Atari model")
         return out
 
 

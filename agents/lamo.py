@@ -149,6 +149,11 @@ class LaMoConfig(DTConfig):
             if self.lm_source in OFFICIAL_LM_SOURCES:
                 out.append("the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA "
                            "leaves them out: to_add_position_embeds=False)")
+        if self.lr_schedule == "atari_tokens":  # what default_config gives Atari tasks
+            out.append("Atari LaMo vs experiment-atari/model.py: theirs puts one peft adapter over GPT-2's fused "
+                       "c_attn (alpha = r, biases frozen), adds GPT-2 position embeddings, ends the action head "
+                       "in Linear + tanh and follows the CNN with a residual block; ours uses the d4rl model's "
+                       "split Q/K/V LoRA and MLP head, no position embeddings, a CNN ending in tanh")
         if self.amp:
             out.append("bf16 autocast of the forward passes on CUDA (official: float32)")
         if self.compile:

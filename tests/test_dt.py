@@ -75,6 +75,7 @@ def test_default_config_follows_task_and_paper() -> None:
     atari = DTAgent.default_config(get_task("pong-medium"))
     assert (atari.lr_schedule, atari.warmup_tokens, atari.final_tokens) == ("atari_tokens", 375e6, 260e9)
     assert c.deviations() == [] and replace(c, eval_mode="cached").deviations() != []
+    assert any("experiment-atari" in d for d in atari.deviations())  # the Atari model is not theirs: listed
     with pytest.raises(BenchError, match="lr_schedule"):
         c.with_overrides({"lr_schedule": "cosine"})
 

@@ -360,6 +360,7 @@ def test_deviations_list_what_differs_from_the_official_run() -> None:
         assert part in text
     assert not any("position embeddings" in d for d in quick.deviations())  # RoPE: nothing to add
     assert official.with_overrides({"lm_loss_weight": 0.0}).deviations() == []
+    assert any("experiment-atari" in d for d in LaMoAgent.default_config(get_task("pong-medium")).deviations())
 
 
 def test_optimizer_and_old_checkpoints(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset,
