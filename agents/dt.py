@@ -7,9 +7,10 @@ reuses with a pre-trained backbone; LaMo can subclass `DTAgent` and override `bu
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -39,7 +40,58 @@ from bench.errors import BenchError
 from bench.tasks import Task
 
 CHECKPOINT_FILE = "agent.pt"
-CHECKPOINT_FORMAT = 1
+# 2: official LaMo/DT model details (residual MLP embeddings, LN before the timestep embedding, MLP head without
+# tanh, split Q/K/V LoRA with trainable attention biases); format-1 weights no longer mean the same model.
+CHECKPOINT_FORMAT = 2
+LrSchedule = Literal["warmup", "atari_tokens"]
+LR_SCHEDULES: tuple[str, ...] = ("warmup", "atari_tokens")
+
+
+def check_checkpoint_format(payload: dict[str, object], file: Path, expected: int) -> None:
+    """One line for a checkpoint written by another format (older ones hold a different model)."""
+    found = payload.get("format")
+    if found != expected:
+        raise BenchError(f"checkpoint {file} has format {found}, this version reads format {expected} only "
+                         f"(the model changed to follow the official LaMo code); retrain to get a new checkpoint")
+
+
+class AtariTokenSchedule:
+    """Learning-rate multiplier of LaMo's Atari code: linear warm-up over `warmup_tokens`, then cosine decay to
+    `final_tokens`, never below 0.1 (the DT-Atari schedule, srzer/LaMo-2023 @ 3e4fcc8, experiment-atari/core.py
+    `CustomLRScheduler`; 375e6 and 260e9 tokens in cfgs/config.yaml).
+
+    Tokens are counted as that code counts them: after each optimizer step it adds the batch's actions that are
+    > 0 to a running total `tokens`, then calls `scheduler.step(tokens)`, which adds that *running total* to the
+    scheduler's own count. So the scheduler's count is a sum of running totals and grows quadratically in the
+    step number (with 128 x 30 actions a batch, warm-up ends after a few hundred steps and the cosine reaches
+    its 0.1 floor after about 14K). The original DT-Atari code (kzl/decision-transformer, atari/mingpt/
+    trainer_atari.py) adds each batch's count once, linearly; the LaMo paper's runs used the quadratic count.
+    We count actions > 0 on real (unpadded) steps; the official count also includes its padded steps. Progress
+    past `final_tokens` is not clamped there either, so after the 0.1 floor the cosine rises again (period 2x
+    final_tokens); this follows it.
+
+    A callable object, not a lambda, so LambdaLR's state_dict keeps the counts for a resumed run.
+    """
+
+    def __init__(self, warmup_tokens: float, final_tokens: float) -> None:
+        self.warmup_tokens = float(warmup_tokens)
+        self.final_tokens = float(final_tokens)
+        self.running = 0  # the official `tokens`
+        self.scheduled = 0  # the official `scheduler.tokens`
+
+    def observe(self, actions: torch.Tensor, mask: torch.Tensor) -> None:
+        """Count one optimizer step's batch (call once per step, before the scheduler steps)."""
+        self.running += int(((actions > 0) & (mask > 0)).sum())
+        self.scheduled += self.running
+
+    def multiplier(self, tokens: float) -> float:
+        if tokens < self.warmup_tokens:
+            return tokens / max(1.0, self.warmup_tokens)
+        progress = (tokens - self.warmup_tokens) / max(1.0, self.final_tokens - self.warmup_tokens)
+        return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    def __call__(self, _step: int) -> float:
+        return self.multiplier(self.scheduled)
 
 
 @dataclass(frozen=True)
@@ -51,6 +103,14 @@ class DTConfig(AgentConfig):
     weight_decay: float = 1e-4
     warmup_steps: int = 2500  # linear warm-up from 0, then a constant learning rate
     grad_clip: float = 0.25
+    # AdamW eps: torch's default 1e-8, as the official DT path builds it (srzer/LaMo-2023 @ 3e4fcc8,
+    # experiment-d4rl/utils.py get_optimizer, branch without pretrained_lm; experiment-atari/core.py).
+    adam_eps: float = 1e-8
+    # "warmup": linear warm-up over warmup_steps, then constant (experiment-d4rl/experiment.py). "atari_tokens":
+    # the Atari code's token-counted warm-up and cosine decay (AtariTokenSchedule); default on discrete tasks.
+    lr_schedule: LrSchedule = "warmup"
+    warmup_tokens: float = 375e6  # experiment-atari/cfgs/config.yaml train.warmup_tokens
+    final_tokens: float = 260e9  # experiment-atari/cfgs/config.yaml train.final_tokens
     context_length: int = 20
     hidden_size: int = 128
     n_layer: int = 3
@@ -70,6 +130,22 @@ class DTConfig(AgentConfig):
             raise BenchError(f"eval_mode {self.eval_mode!r} is not one of {', '.join(INFERENCE_MODES)}")
         if self.context_length < 1 or self.max_timestep < 1:
             raise BenchError("context_length and max_timestep must be at least 1")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise BenchError(f"lr_schedule {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        if not (self.adam_eps > 0 and math.isfinite(self.adam_eps)):
+            raise BenchError(f"adam_eps must be a positive number, got {self.adam_eps}")
+
+    def deviations(self) -> list[str]:
+        """Known differences from the DT baseline as LaMo's official code runs it (see agents.models.trajectory
+        for the model and agents.dt.AtariTokenSchedule for the Atari schedule)."""
+        out = []
+        if self.eval_mode != "window":
+            out.append(f"eval_mode {self.eval_mode}: the official evaluation re-encodes the last K steps (window)")
+        if self.lr_schedule == "atari_tokens" and type(self) is DTConfig:  # what default_config gives Atari
+            out.append("Atari DT model vs LaMo's experiment-atari/model.py: theirs adds GPT-2 position embeddings, "
+                       "ends the action head in tanh (on logits) and the CNN without tanh, and its GPT2Config "
+                       "(n_embed=128 typo) builds 3 layers x 1 head x 768 wide; ours is the DT paper's Atari model")
+        return out
 
 
 class SequencePolicy:
@@ -182,7 +258,8 @@ class DTAgent(Agent):
         if task.action_kind == "discrete":
             # The DT paper's Atari model (its Table 8), which the LaMo paper's Atari DT baseline runs:
             # 6 layers, 8 heads, learning rate 6e-4, weight decay 0.1 (gradient clip 1.0 comes from the task).
-            config = replace(config, n_layer=6, n_head=8, learning_rate=6e-4, weight_decay=0.1)
+            config = replace(config, n_layer=6, n_head=8, learning_rate=6e-4, weight_decay=0.1,
+                             lr_schedule="atari_tokens")
         return config
 
     def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
@@ -202,6 +279,7 @@ class DTAgent(Agent):
         self._batch_rng = np.random.default_rng(seed)
         self._fit_step: int | None = None
         self._resume: TrainingState | None = None
+        self._token_schedule: AtariTokenSchedule | None = None
 
     # --- model --------------------------------------------------------------------------------------------
 
@@ -213,6 +291,8 @@ class DTAgent(Agent):
             hidden_size=c.hidden_size, n_layer=c.n_layer, n_head=c.n_head, activation=c.activation,
             dropout=c.dropout, mlp_embedding=c.mlp_embedding, mlp_head=c.mlp_head, action_tanh=c.action_tanh,
             obs_shape=tuple(self.spec.observation_shape),
+            # Pixel tasks: LaMo's Atari code adds time before embed_ln (agents.models.trajectory explains).
+            time_before_ln=len(self.spec.observation_shape) == 3,
         )
 
     def build_model(self) -> TrajectoryModel:
@@ -225,9 +305,15 @@ class DTAgent(Agent):
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of one window batch, and extra scalar metrics to log (their running means are reported);
         LaMo adds its language loss here."""
+        self.count_tokens(batch)
         loss = self.model.loss(batch["observations"], batch["actions"], batch["returns_to_go"],
                                batch["timesteps"], batch["mask"])
         return loss, {}
+
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> None:
+        """Feed one training batch to the token-counted Atari schedule (a no-op for the step schedule)."""
+        if self._token_schedule is not None:
+            self._token_schedule.observe(batch["actions"], batch["mask"])
 
     def _to_tensors(self, batch: WindowBatch) -> dict[str, torch.Tensor]:
         dev = self.device
@@ -246,10 +332,14 @@ class DTAgent(Agent):
         if self._optimizer is None or self._scheduler is None:
             c = self.config
             self._optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=c.learning_rate,
-                                                weight_decay=c.weight_decay)
-            warmup = max(1, c.warmup_steps)
-            self._scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self._optimizer, lambda s: min(1.0, (s + 1) / warmup))
+                                                weight_decay=c.weight_decay, eps=c.adam_eps)
+            if c.lr_schedule == "atari_tokens":
+                self._token_schedule = AtariTokenSchedule(c.warmup_tokens, c.final_tokens)
+                self._scheduler = torch.optim.lr_scheduler.LambdaLR(self._optimizer, self._token_schedule)
+            else:
+                warmup = max(1, c.warmup_steps)
+                self._scheduler = torch.optim.lr_scheduler.LambdaLR(
+                    self._optimizer, lambda s: min(1.0, (s + 1) / warmup))
         return self._optimizer, self._scheduler
 
     def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
@@ -325,6 +415,7 @@ class DTAgent(Agent):
 
     def load(self, path: Path) -> None:
         payload = read_checkpoint(path, CHECKPOINT_FILE, self.name, self.device)
+        check_checkpoint_format(payload, Path(path) / CHECKPOINT_FILE, CHECKPOINT_FORMAT)
         try:
             self.model.load_state_dict(payload["state_dict"])
             obs_mean, obs_std = payload["obs_mean"], payload["obs_std"]

@@ -170,7 +170,10 @@ def _atari_task(game: str, env_game: str, random: float, human: float, targets: 
             DataSource("generated", f"lamo-bench/{game}/medium-v0"),
         ),
         random_score=random, expert_score=human, context_length=30, rtg_targets=targets,
-        max_episode_steps=27_000, action_kind="discrete", paper=hp, sample_ratios=(0.1, 1.0),
+        # Evaluation episodes stop after 4,096 agent steps, and the timestep embedding has 4,096 rows, as in
+        # LaMo's Atari code (srzer/LaMo-2023 @ 3e4fcc8, experiment-atari/cfgs/env/*.yaml max_timestep: 4096,
+        # core.py eval loop `timestep < model.max_timestep`). Data building keeps the ALE limit (ATARI_DATA_MAX_STEPS).
+        max_episode_steps=4096, action_kind="discrete", paper=hp, sample_ratios=(0.1, 1.0),
         notes=("Human-normalized (paper Table 5). DQN preprocessing (bench.envs.atari), training on clipped "
                "rewards. 'medium' = the paper's 1% slice of the DQN-replay buffer (bench.data.dqn_replay); "
                "the generated substitute is a scripted player's data (bench.data.build.atari)."),
