@@ -35,8 +35,9 @@ PAPER_LM_SOURCES = ("gpt2", "gpt2-medium", "hf:gpt2", "hf:gpt2-medium", "hf:open
                     "hf:openai-community/gpt2-medium")
 #: The language corpus of the official code (experiment-d4rl/run_cotrain.sh, get_nlp_datasets.py).
 PAPER_CORPUS = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
-#: Config fields the harness checks below speak for; the field-by-field comparison skips them.
-_CHECKED_FIELDS = ("lm_source", "lm_corpus", "eval_mode", "amp")
+#: Config fields the harness checks below, or LaMoConfig.deviations() in its own words (truncated LM, language
+#: batch shape), speak for; the field-by-field comparison skips them so no difference is listed twice.
+_CHECKED_FIELDS = ("lm_source", "lm_corpus", "eval_mode", "amp", "lm_layers", "lm_batch_size", "lm_block_size")
 
 
 def budget_deviations(task: Task, steps: int, eval_every: int, eval_episodes: int,
