@@ -66,12 +66,18 @@ def data_info_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Size, episodes, return statistics (raw and normalized) and content hash of a task's dataset."""
-    from bench.data.info import dataset_summary
-    from bench.data.loaders import load_task_dataset
+    from bench.data.info import card_digest, dataset_summary
+    from bench.data.loaders import load_task_dataset, resolve_source, source_path
     from bench.tasks import get_task
 
     t = get_task(task)
     summary = dataset_summary(t, load_task_dataset(t, source))
+    chosen = resolve_source(t, source)
+    if chosen.kind == "generated":
+        # How the generated data compares with the original recipe (statistics next to D4RL's / the paper's).
+        digest = card_digest(source_path(chosen), summary["content_hash"])
+        if digest is not None:
+            summary["card"] = digest
     if as_json:
         _print_json(summary)
         return
@@ -79,7 +85,9 @@ def data_info_cmd(
     table.add_column("field")
     table.add_column("value")
     for key, value in summary.items():
-        if isinstance(value, dict):
+        if key == "card":
+            value = f"{value.get('recipe', '')} (full comparison: --json)"
+        elif isinstance(value, dict):
             value = "  ".join(f"{k} {v:.2f}" for k, v in value.items())
         table.add_row(key, str(value))
     console.print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,3 +64,25 @@ def kitchen_summary(task: Task, dataset: TrajectoryDataset) -> dict[str, Any]:
         summary["most_targets_satisfied_at_once"] = {
             str(k): int((peaks == k).sum()) for k in range(n_targets + 1)}
     return summary
+
+
+# Card fields that describe how a generated dataset compares with the original recipe (D4RL's, the paper's).
+CARD_DIGEST_KEYS = ("recipe", "selection_rule", "reference", "differences_from_official", "rewards")
+
+
+def card_digest(dataset_dir: Path, content_hash: str) -> dict[str, Any] | None:
+    """The recipe-comparison part of a generated dataset's card.json, or None when it has no card.
+
+    `card_matches_data` says whether the card was written for these very arrays (same content hash), so a
+    card left beside replaced data is not shown as if it described them.
+    """
+    card_path = dataset_dir / "card.json"
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return {"card_matches_data": False, "error": f"unreadable {card_path}"}
+    digest = {k: card[k] for k in CARD_DIGEST_KEYS if k in card}
+    digest["card_matches_data"] = card.get("content_hash") == content_hash
+    return digest

@@ -130,9 +130,10 @@ def load_source(task: Task, source: DataSource, download: bool = False) -> Traje
             _download_minari(source.id)
         ds = load_minari_path(path, name=name)
     else:
-        from bench.data.dqn_replay import load_dqn_replay
+        from bench.data.dqn_replay import load_d4rl_atari_medium
 
-        ds = load_dqn_replay(source_path(source), name=name)
+        # The paper's Atari data: d4rl-atari's medium slice (run 1, checkpoint 10, 1M transitions).
+        ds = load_d4rl_atari_medium(source_path(source), name=name)
     ds.metadata["source"] = str(source)
     return ds
 
