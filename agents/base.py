@@ -105,6 +105,11 @@ class EpisodePolicy(Protocol):
 
 EvalCallback = Callable[[int, "Agent"], None]
 LogCallback = Callable[[int, dict[str, float]], None]
+#: Called at every evaluation point right after `on_eval`, with (step, agent): the moment a mid-training
+#: checkpoint (`save_training_state`) captures exactly what an uninterrupted training continues from.
+CheckpointCallback = Callable[[int, "Agent"], None]
+#: File, inside a checkpoint folder, holding what `save_training_state` adds to the weights written by `save`.
+TRAINING_STATE_FILE = "training_state.pt"
 
 
 class Agent(ABC):
@@ -127,9 +132,13 @@ class Agent(ABC):
 
     @abstractmethod
     def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None) -> None:
+            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None,
+            on_checkpoint: CheckpointCallback | None = None) -> None:
         """Train for `steps` gradient steps; call `on_eval(step, self)` every `eval_every` steps (and at the end)
-        and `on_log(step, metrics)` with training metrics (at least `loss`) at the same points."""
+        and `on_log(step, metrics)` with training metrics (at least `loss`; every metric the agent computes,
+        averaged since the last point) at the same points, then `on_checkpoint(step, self)`, from which
+        `save_training_state` may be called. After `load_training_state`, the next `fit` continues the
+        interrupted one: it runs only the steps after the checkpoint's, with the same results."""
 
     @abstractmethod
     def make_policy(self, num_envs: int, rtg_target: float | None) -> EpisodePolicy:
@@ -142,6 +151,15 @@ class Agent(ABC):
     @abstractmethod
     def load(self, path: Path) -> None:
         """Restore weights written by `save`."""
+
+    def save_training_state(self, path: Path) -> None:
+        """From inside `fit` (an `on_checkpoint` or `on_eval` callback): write the weights (as `save` does) plus
+        the optimiser, scheduler, every random state and the step reached, so a killed training can resume."""
+        raise BenchError(f"agent {self.name} cannot checkpoint in the middle of training")
+
+    def load_training_state(self, path: Path) -> int:
+        """Restore what `save_training_state` wrote; the next `fit` continues from it. Returns its step."""
+        raise BenchError(f"agent {self.name} cannot resume an interrupted training")
 
     @abstractmethod
     def num_params(self) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agents.base import TRAINING_STATE_FILE
 from bench.errors import BenchError
 
 #: Payload keys every agent checkpoint holds: `agent` (registry name of the agent class), `config` (the full
@@ -25,11 +26,12 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def write_checkpoint(folder: Path, filename: str, payload: dict[str, Any]) -> None:
-    """`torch.save(payload)` as `folder/filename`, through a temporary file and a rename."""
+def write_checkpoint(folder: Path, filename: str, payload: dict[str, Any], *, agent_checkpoint: bool = True) -> None:
+    """`torch.save(payload)` as `folder/filename`, through a temporary file and a rename. An agent checkpoint
+    (the default) must carry `REQUIRED_KEYS`; other files beside it (the training state) pass False."""
     import torch
 
-    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    missing = [k for k in REQUIRED_KEYS if k not in payload] if agent_checkpoint else []
     if missing:
         # A programming error in an agent's `save`, not a user error: it must never reach a results folder.
         raise ValueError(f"checkpoint payload lacks {', '.join(missing)}; every agent checkpoint needs "
@@ -70,10 +72,11 @@ def find_checkpoint(path: Path) -> tuple[Path, dict[str, Any]]:
     import torch
 
     path = Path(path)
-    if path.is_dir() and not any(path.glob("*.pt")) and (path / "checkpoint").is_dir():
+    if path.is_dir() and not any(path.glob("*.pt")) and (path / "checkpoint").is_dir():  # a trial folder
         path = path / "checkpoint"
     if path.is_dir():
-        files = sorted(p for p in path.glob("*.pt") if not p.name.startswith("."))
+        # The training state (optimiser, RNG; for resuming a trial) is saved beside the agent: not an agent.
+        files = sorted(p for p in path.glob("*.pt") if not p.name.startswith(".") and p.name != TRAINING_STATE_FILE)
         if len(files) != 1:
             found = "no .pt file" if not files else f"{len(files)} .pt files"
             raise BenchError(f"{path} holds {found}; expected one agent checkpoint (a folder written by "

@@ -26,7 +26,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from agents.base import Agent, AgentConfig, EvalCallback, LogCallback, TaskSpec, eval_steps
+from agents.base import (
+    TRAINING_STATE_FILE,
+    Agent,
+    AgentConfig,
+    CheckpointCallback,
+    EvalCallback,
+    LogCallback,
+    TaskSpec,
+)
 from agents.checkpoint import first_line, read_checkpoint, write_checkpoint
 from agents.d3rlpy_configs import (
     BCConfig,
@@ -40,6 +48,14 @@ from agents.d3rlpy_configs import (
     cql_default_config,
     iql_default_config,
     td3_plus_bc_default_config,
+)
+from agents.training_loop import (
+    TrainingState,
+    cuda_devices,
+    generator_state,
+    global_rng_states,
+    restore_global_rng_states,
+    run_loop,
 )
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
@@ -218,6 +234,8 @@ class D3rlpyAgent(Agent):
         self._stats: DataStats | None = None
         self._rng = np.random.default_rng(seed)
         self._torch_rng: list[torch.Tensor] | None = None  # CPU (+ CUDA) generator states between calls
+        self._fit_step: int | None = None  # the step `fit` has reached; None outside `fit`
+        self._resume: TrainingState | None = None  # a loaded training state the next `fit` continues
 
     @classmethod
     @abstractmethod
@@ -339,36 +357,45 @@ class D3rlpyAgent(Agent):
     # --- Agent interface ----------------------------------------------------------------------------------
 
     def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None) -> None:
+            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None,
+            on_checkpoint: CheckpointCallback | None = None) -> None:
         """Train `steps` updates. A second call continues training, keeping the first dataset's scalers and
-        the optimizer state."""
+        the optimizer state; after `load_training_state` the call continues the interrupted `fit` of the same
+        `steps`. Every metric d3rlpy reports (critic, actor, temperature losses ...) is logged, its main
+        objective also as `loss`."""
         if steps < 1:
             raise BenchError(f"steps must be at least 1, got {steps}")
         dataset = self._check_dataset(dataset)
         sampler = TransitionSampler(dataset)
-        points = set(eval_steps(steps, eval_every))
+        resume, self._resume = self._resume, None
+        if resume is not None and resume.step > steps:
+            raise BenchError(f"the training state is at step {resume.step}, past the {steps} steps asked for")
+
+        def one_step(_step: int) -> dict[str, float]:
+            return dict(self._algo.update(sampler.sample(self._rng, self.config.batch_size)))
+
+        def progress(step: int) -> None:
+            self._fit_step = step
+
+        def log(step: int, metrics: dict[str, float]) -> None:
+            assert on_log is not None
+            if self.loss_key() in metrics:
+                metrics = {**metrics, "loss": metrics[self.loss_key()]}
+            on_log(step, metrics)
+
         with self._torch_rng_scope():
+            if resume is not None:
+                restore_global_rng_states(resume.rng, cuda_devices(self.device))
             if self._algo is None:
                 self._stats = self._compute_stats(dataset, steps)
                 self._algo = self._build(self._stats)
-            sums: dict[str, float] = {}
-            counts: dict[str, int] = {}
-            for step in range(1, steps + 1):
-                metrics = self._algo.update(sampler.sample(self._rng, self.config.batch_size))
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                    counts[key] = counts.get(key, 0) + 1
-                if step not in points:
-                    continue
-                if on_log is not None:
-                    logged = {key: sums[key] / counts[key] for key in sums}
-                    if self.loss_key() in logged:
-                        logged["loss"] = logged[self.loss_key()]
-                    on_log(step, logged)
-                sums.clear()
-                counts.clear()
-                if on_eval is not None:
-                    on_eval(step, self)
+            self._fit_step = 0 if resume is None else resume.step
+            try:
+                run_loop(one_step, self, steps, start=self._fit_step, eval_every=eval_every,
+                         on_log=log if on_log is not None else None, on_eval=on_eval,
+                         on_checkpoint=on_checkpoint, progress=progress)
+            finally:
+                self._fit_step = None
 
     def make_policy(self, num_envs: int, rtg_target: float | None) -> GreedyPolicy:
         """`rtg_target` is ignored: these agents are not return-conditioned."""
@@ -412,6 +439,22 @@ class D3rlpyAgent(Agent):
         except (RuntimeError, KeyError, EOFError, ValueError) as e:
             raise BenchError(f"checkpoint {file} does not fit this {self.name} agent: {first_line(e)}") from None
         self._algo, self._stats = algo, stats
+
+    def save_training_state(self, path: Path) -> None:
+        """The weights file already holds d3rlpy's optimiser and scheduler states and its grad step; the rest
+        is the step, the random states (d3rlpy samples from torch's global generator) and the batch stream."""
+        if self._fit_step is None:
+            raise BenchError(f"{self.name}: a training state can only be saved from inside fit")
+        self.save(path)
+        TrainingState(step=self._fit_step, rng=global_rng_states(cuda_devices(self.device)),
+                      generators={"batch": generator_state(self._rng)}).write(path, self.name)
+
+    def load_training_state(self, path: Path) -> int:
+        self.load(path)
+        state = TrainingState.read(path, self.name)
+        state.restore_generators({"batch": self._rng}, Path(path) / TRAINING_STATE_FILE)
+        self._resume = state
+        return state.step
 
     def num_params(self) -> tuple[int, int]:
         """Parameters of the trained networks (actor, critics, value function, temperatures); the polyak

@@ -5,8 +5,12 @@ Four parts, each behind a config switch so the paper's ablations are plain confi
 1. Pre-trained initialisation: the decoder is the inner model of a causal LM from `agents.lm.backbone`
    (`lm_source`, default the offline `smollm2-135m`; the paper's `gpt2`, hub ids or local folders also work).
    `random_init` keeps the architecture and draws fresh weights; `lm_layers` keeps only the first N blocks.
-2. LoRA (peft) on the attention input projections, everything else of the LM frozen; `full_finetune` trains all
-   LM weights instead and adds no adapters (the Wiki-RL recipe).
+2. LoRA on the attention input projections Q, K and V, one rank-r adapter each, plus their biases; everything
+   else of the LM frozen (official: loralib `MergedLinear(enable_lora=[True, True, True])` over GPT-2's fused
+   `c_attn` and `mark_only_lora_as_trainable(bias='lora_only')`; srzer/LaMo-2023 @ 3e4fcc8, experiment-d4rl/
+   decision_transformer/models/trajectory_gpt2_LoRA.py and experiment.py). GPT-2 gets `QKVLoRA` (below), a
+   Llama-style model peft adapters on its separate q_proj/k_proj/v_proj. `full_finetune` trains all LM weights
+   instead and adds no adapters (the Wiki-RL recipe).
 3. MLP embeddings and action head (`mlp_embedding`, `mlp_head`, from `agents.models.trajectory`).
 4. An auxiliary next-token loss of the *same* LM (token embeddings, LoRA-adapted blocks, LM head) on text from
    `agents.lm.corpus`: total = decision loss + `lm_loss_weight` * language loss. With a weight of 0 the language
@@ -29,7 +33,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,7 +44,7 @@ from torch import nn
 
 from agents.base import AgentConfig, TaskSpec
 from agents.checkpoint import read_checkpoint, write_checkpoint
-from agents.dt import CHECKPOINT_FILE, DTAgent, DTConfig
+from agents.dt import CHECKPOINT_FILE, DTAgent, DTConfig, check_checkpoint_format
 from agents.lm.backbone import DEFAULT_SOURCE, BackboneSpec, decoder_of, load_backbone, perplexity
 from agents.lm.corpus import DEFAULT_CORPUS, TokenCorpus, build_corpus
 from agents.models.trajectory import InferenceMode, TrajectoryModel
@@ -48,12 +52,20 @@ from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.tasks import Task
 
-LAMO_CHECKPOINT_FORMAT = 1
-# The paper adapts the attention's Q, K and V projections. GPT-2 fuses them into one `c_attn` matrix; a
-# Llama-style model has them separate. The attention output projection (`c_proj` / `o_proj`) is left frozen on
-# both, so the two backbone families get the same adapted maps.
+LAMO_CHECKPOINT_FORMAT = 2  # 2: the official model (see agents.dt.CHECKPOINT_FORMAT), split Q/K/V LoRA
+# The official LaMo adapts the attention's Q, K and V projections and nothing else. GPT-2 fuses them into one
+# `c_attn` matrix (QKVLoRA splits it into three adapters); a Llama-style model (SmolLM2) has them separate, so
+# peft puts one adapter on each. The attention output projection (`c_proj` / `o_proj`) and the MLPs stay frozen on
+# both, so the two backbone families get the same adapted maps. Llama has no attention biases (SmolLM2:
+# attention_bias=False), so there the official trainable biases have no counterpart; a model that has q/k/v
+# biases (Qwen2) gets them trained, as bias='lora_only' would.
 GPT2_LORA_TARGETS: tuple[str, ...] = ("c_attn",)
 LLAMA_LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
+# The official backbones (GPT-2 small; gpt2-medium on two Kitchen cells) and corpus (WikiText-103), under the
+# names this project accepts for them.
+OFFICIAL_LM_SOURCES: tuple[str, ...] = ("gpt2", "gpt2-medium", "hf:gpt2", "hf:gpt2-medium",
+                                        "hf:openai-community/gpt2", "hf:openai-community/gpt2-medium")
+OFFICIAL_CORPORA: tuple[str, ...] = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
 # Config fields that decide which frozen weights a checkpoint's trainable weights were trained against.
 _BACKBONE_FIELDS: tuple[str, ...] = ("lm_source", "lm_layers", "random_init", "full_finetune", "lora_rank",
                                      "lora_alpha", "mlp_embedding", "mlp_head", "context_length", "max_timestep")
@@ -70,18 +82,22 @@ class LaMoConfig(DTConfig):
     `lm_block_size` is the paper's 1024 tokens per text sequence (batch 2). With the full 49k-token SmolLM2 head
     that language pass costs about as much as the decision pass on a CPU; CPU profiles may lower it.
 
-    `eval_mode` is "cached" (DT keeps the paper's "window"): with a 135M-parameter decoder re-encoding 3K tokens
-    per environment step is roughly K times the arithmetic of feeding the 3 new ones, which on a CPU is the
-    difference between minutes and hours per evaluation (benchmarks/lamo_train_speed.py measures both). The
-    cached mode equals the window for the first K steps and uses the same attention span afterwards
-    (agents.models.trajectory explains the difference). Set "window" for the paper's exact protocol.
+    `eval_mode` is "window", as trained and as the official evaluation runs (it re-encodes the last K steps every
+    step). "cached" is an explicit speed option: with a 135M-parameter decoder re-encoding 3K tokens per step is
+    roughly K times the arithmetic of feeding the 3 new ones (benchmarks/lamo_train_speed.py); it equals the
+    window for the first K steps and differs after (agents.models.trajectory), so it is listed as a deviation.
+
+    `deviations()` lists every known difference of a configuration from the official LaMo run.
     """
 
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
+    # experiment-d4rl/utils.py get_optimizer: AdamW(..., eps=1e-6) whenever pretrained_lm is set. (Its separate
+    # lm_learning_rate group never takes effect: no child module's type name contains "transformers".)
+    adam_eps: float = 1e-6
     mlp_embedding: bool = True
     mlp_head: bool = True
-    eval_mode: InferenceMode = "cached"
+    eval_mode: InferenceMode = "window"
     lm_source: str = DEFAULT_SOURCE
     lm_layers: int | None = None  # keep the first N transformer blocks (CPU budgets); None keeps all
     random_init: bool = False  # same architecture, no pre-training (ablation)
@@ -109,6 +125,40 @@ class LaMoConfig(DTConfig):
         if self.lm_batch_size < 1 or self.lm_block_size < 2:
             raise BenchError(f"lm_batch_size must be >= 1 and lm_block_size >= 2, got {self.lm_batch_size}, "
                              f"{self.lm_block_size}")
+
+    def deviations(self) -> list[str]:
+        """Differences from the official LaMo run (srzer/LaMo-2023 @ 3e4fcc8: run.sh / run_cotrain.sh, GPT-2
+        small, LoRA rank 16, WikiText-103 language pass in 1024-token blocks of batch 2, window evaluation)."""
+        out = super().deviations()
+        if self.lm_source not in OFFICIAL_LM_SOURCES:
+            out.append(f"backbone {self.lm_source} instead of GPT-2 (gpt2 / gpt2-medium)")
+        if self.lm_layers is not None:
+            out.append(f"LM truncated to its first {self.lm_layers} blocks")
+        if self.random_init:
+            out.append("LM weights randomly initialised (ablation)")
+        if self.full_finetune:
+            out.append("full fine-tuning of the LM instead of LoRA (ablation)")
+        if self.lm_loss_weight not in (0.0, 0.1):
+            out.append(f"language-loss weight {self.lm_loss_weight} (official: 0.1 run_cotrain.sh, 0 run.sh)")
+        if self.lm_loss_weight > 0:
+            if self.lm_corpus not in OFFICIAL_CORPORA:
+                out.append(f"language corpus {self.lm_corpus} instead of WikiText-103")
+            if (self.lm_block_size, self.lm_batch_size) != (1024, 2):
+                out.append(f"language batches of {self.lm_batch_size} x {self.lm_block_size} tokens "
+                           "instead of 2 x 1024")
+            if self.lm_source in OFFICIAL_LM_SOURCES:
+                out.append("the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA "
+                           "leaves them out: to_add_position_embeds=False)")
+        if self.lr_schedule == "atari_tokens":  # what default_config gives Atari tasks
+            out.append("Atari LaMo vs experiment-atari/model.py: theirs puts one peft adapter over GPT-2's fused "
+                       "c_attn (alpha = r, biases frozen), adds GPT-2 position embeddings, ends the action head "
+                       "in Linear + tanh and follows the CNN with a residual block; ours uses the d4rl model's "
+                       "split Q/K/V LoRA and MLP head, no position embeddings, a CNN ending in tanh")
+        if self.amp:
+            out.append("bf16 autocast of the forward passes on CUDA (official: float32)")
+        if self.compile:
+            out.append("torch.compile of the loss functions")
+        return out
 
     def backbone_spec(self, seed: int) -> BackboneSpec:
         return BackboneSpec(source=self.lm_source, n_layers=self.lm_layers, random_init=self.random_init, seed=seed)
@@ -153,14 +203,64 @@ def _set_dropout(decoder: nn.Module, p: float) -> None:
             setattr(module, "attention_dropout", p)  # noqa: B010
 
 
-def _inject_lora(lm: nn.Module, config: LaMoConfig) -> tuple[str, ...]:
+class QKVLoRA(nn.Module):
+    """GPT-2's fused attention input map `c_attn` (x @ W + b, W of shape (d, 3d)) with three rank-r adapters,
+    one each for Q, K and V: out = x W + b + (alpha / r) [dropout(x) A_q^T B_q^T | ... K ... | ... V ...].
+
+    The semantics of loralib's `MergedLinear(enable_lora=[True, True, True], fan_in_fan_out=True)` as the official
+    LaMo builds it (microsoft/LoRA loralib/layers.py; srzer/LaMo-2023 experiment-d4rl/.../trajectory_gpt2_LoRA.py),
+    written here because peft puts one adapter over the whole fused matrix. Parameters are laid out as loralib's:
+    `lora_A` (3r, d) stacks A_q, A_k, A_v; `lora_B` (3d, r) stacks B_q, B_k, B_v; A is drawn like an nn.Linear
+    weight (kaiming uniform, a=sqrt(5)), B starts at zero, so the adapted model starts as the pre-trained one.
+    `weight` and `bias` are the original Conv1D's own parameters (not copies).
+    """
+
+    def __init__(self, c_attn: nn.Module, rank: int, alpha: float, dropout: float) -> None:
+        super().__init__()
+        weight, bias = getattr(c_attn, "weight"), getattr(c_attn, "bias")  # noqa: B009
+        d_in, d_out = weight.shape
+        if d_out % 3:
+            raise BenchError(f"c_attn of width {d_out} is not a fused Q/K/V map (not divisible by 3)")
+        self.weight: nn.Parameter = weight
+        self.bias: nn.Parameter = bias
+        self.rank, self.scaling = rank, alpha / rank
+        self.lora_A = nn.Parameter(weight.new_empty(3 * rank, d_in))
+        self.lora_B = nn.Parameter(weight.new_zeros(d_out, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base = torch.matmul(x, self.weight) + self.bias
+        low = F.linear(self.lora_dropout(x), self.lora_A).unflatten(-1, (3, self.rank))  # (..., 3, r)
+        up = self.lora_B.unflatten(0, (3, -1))  # (3, d, r)
+        delta = torch.einsum("...gr,gdr->...gd", low, up).flatten(-2)
+        out: torch.Tensor = base + self.scaling * delta
+        return out
+
+
+def _inject_lora(lm: nn.Module, config: LaMoConfig) -> tuple[tuple[str, ...], list[nn.Parameter]]:
+    """Put LoRA into the LM; returns the target names and the biases of the adapted projections (trainable,
+    as the official bias='lora_only')."""
+    targets = lora_targets(lm)
+    biases: list[nn.Parameter] = []
+    if targets == GPT2_LORA_TARGETS:
+        for module in list(lm.modules()):
+            c_attn = getattr(module, "c_attn", None)
+            if isinstance(c_attn, nn.Module) and not isinstance(c_attn, QKVLoRA):
+                wrapped = QKVLoRA(c_attn, config.lora_rank, config.lora_alpha, config.lora_dropout)
+                module.c_attn = wrapped
+                biases.append(wrapped.bias)
+        return targets, biases
     from peft import LoraConfig, inject_adapter_in_model
 
-    targets = lora_targets(lm)
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(targets), bias="none", fan_in_fan_out=targets == GPT2_LORA_TARGETS)
+                      target_modules=list(targets), bias="lora_only")
     inject_adapter_in_model(lora, lm)
-    return targets
+    for name, module in lm.named_modules():
+        base = getattr(module, "base_layer", None)
+        if name.rsplit(".", 1)[-1] in targets and isinstance(getattr(base, "bias", None), nn.Parameter):
+            biases.append(getattr(base, "bias"))  # noqa: B009
+    return targets, biases
 
 
 class LaMoAgent(DTAgent):
@@ -172,12 +272,17 @@ class LaMoAgent(DTAgent):
     @classmethod
     def default_config(cls, task: Task) -> LaMoConfig:
         p = task.paper
-        return LaMoConfig(
+        config = LaMoConfig(
             batch_size=p.batch_size, learning_rate=p.learning_rate, weight_decay=p.weight_decay,
             grad_clip=p.grad_clip, warmup_steps=p.warmup_steps, dropout=p.dropout,
             context_length=task.context_length, reward_scale=p.reward_scale, max_timestep=task.max_episode_steps,
             lora_rank=p.lora_rank, mlp_embedding=p.mlp_embedding, mlp_head=p.mlp_embedding,
         )
+        if task.action_kind == "discrete":
+            # LaMo's Atari code (experiment-atari/core.py): plain AdamW (eps 1e-8) and the token-counted
+            # warm-up + cosine schedule (agents.dt.AtariTokenSchedule).
+            config = replace(config, adam_eps=1e-8, lr_schedule="atari_tokens")
+        return config
 
     def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
         if not isinstance(config, LaMoConfig):
@@ -209,9 +314,11 @@ class LaMoAgent(DTAgent):
         for p in lm.parameters():
             p.requires_grad_(c.full_finetune)
         if not c.full_finetune:
-            self.lora_target_names = _inject_lora(lm, c)
+            self.lora_target_names, biases = _inject_lora(lm, c)
             for name, p in lm.named_parameters():
                 p.requires_grad_("lora_" in name)
+            for p in biases:
+                p.requires_grad_(True)
         self.lm = lm
         return TrajectoryModel(self.model_config(), backbone=decoder)
 
@@ -277,6 +384,7 @@ class LaMoAgent(DTAgent):
         return self.corpus.sample_batch(c.lm_batch_size, c.lm_block_size, self._text_rng)
 
     def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self.count_tokens(batch)
         with self._autocast():
             decision = self._fn("decision", self.model.loss)(
                 batch["observations"], batch["actions"], batch["returns_to_go"], batch["timesteps"], batch["mask"])
@@ -296,6 +404,10 @@ class LaMoAgent(DTAgent):
 
     # --- checkpoints --------------------------------------------------------------------------------------
 
+    def generators(self) -> dict[str, np.random.Generator]:
+        """The text-batch stream too: a resumed training must draw the same language batches."""
+        return {**super().generators(), "text": self._text_rng}
+
     def save(self, path: Path) -> None:
         """Only trainable weights (LoRA, embeddings, head; all LM weights under full_finetune) are written."""
         write_checkpoint(path, CHECKPOINT_FILE, {
@@ -309,9 +421,7 @@ class LaMoAgent(DTAgent):
     def load(self, path: Path) -> None:
         file = Path(path) / CHECKPOINT_FILE
         payload = read_checkpoint(path, CHECKPOINT_FILE, self.name, self.device)
-        if payload.get("format") != LAMO_CHECKPOINT_FORMAT:
-            raise BenchError(f"checkpoint {file} is for agent {payload.get('agent')!r} (format "
-                             f"{payload.get('format')}), not {self.name!r} format {LAMO_CHECKPOINT_FORMAT}")
+        check_checkpoint_format(payload, file, LAMO_CHECKPOINT_FORMAT)
         saved_config = payload.get("config", {})
         mine = self.config.to_dict()
         differ = [k for k in _BACKBONE_FIELDS if saved_config.get(k) != mine[k]]

@@ -7,6 +7,7 @@ Heavy imports (torch, ray, d3rlpy) happen inside the commands that need them, so
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.errors import BenchError
+from bench.errors import BenchError, RunInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="lamo-bench: LaMo vs Decision Transformer, CQL and BC on offline RL tasks.")
@@ -65,12 +66,18 @@ def data_info_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Size, episodes, return statistics (raw and normalized) and content hash of a task's dataset."""
-    from bench.data.info import dataset_summary
-    from bench.data.loaders import load_task_dataset
+    from bench.data.info import card_digest, dataset_summary
+    from bench.data.loaders import load_task_dataset, resolve_source, source_path
     from bench.tasks import get_task
 
     t = get_task(task)
     summary = dataset_summary(t, load_task_dataset(t, source))
+    chosen = resolve_source(t, source)
+    if chosen.kind == "generated":
+        # How the generated data compares with the original recipe (statistics next to D4RL's / the paper's).
+        digest = card_digest(source_path(chosen), summary["content_hash"])
+        if digest is not None:
+            summary["card"] = digest
     if as_json:
         _print_json(summary)
         return
@@ -78,7 +85,9 @@ def data_info_cmd(
     table.add_column("field")
     table.add_column("value")
     for key, value in summary.items():
-        if isinstance(value, dict):
+        if key == "card":
+            value = f"{value.get('recipe', '')} (full comparison: --json)"
+        elif isinstance(value, dict):
             value = "  ".join(f"{k} {v:.2f}" for k, v in value.items())
         table.add_row(key, str(value))
     console.print(table)
@@ -159,13 +168,14 @@ def train_cmd(
     full_finetune: Annotated[bool, typer.Option(help="LaMo: train every backbone weight, no LoRA.")] = False,
     linear_embeddings: Annotated[bool, typer.Option(help="LaMo: linear embeddings and head, not MLPs.")] = False,
     random_init: Annotated[bool, typer.Option(help="LaMo: same architecture, no pre-training.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue this trial from its last mid-trial checkpoint, if any.")]
+    = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
     import torch
 
-    from bench.paths import results_root
-    from bench.results import RunStore
+    from bench.results import RunStore, run_dir
     from bench.trial import TrialSpec, run_trial
 
     switches: dict[str, Any] = {}
@@ -192,14 +202,13 @@ def train_cmd(
     if threads < 1:
         raise BenchError(f"--threads {threads} is not accepted; use 1 or more")
     torch.set_num_threads(threads)
-    store = RunStore(results_root() / name)
+    store = RunStore(run_dir(name))
 
     def progress(step: int, metrics: dict[str, float]) -> None:
         if not as_json:
             console.print(f"step {step}: loss {metrics['loss']:.4f}, best target score {metrics['score']:.1f}")
 
-    result = run_trial(spec, run=name, checkpoint_dir=store.trial_dir(spec.trial_id) / "checkpoint",
-                       on_report=progress)
+    result = run_trial(spec, run=name, on_report=progress, trial_dir=store.trial_dir(spec.trial_id), resume=resume)
     store.write_trial(spec.trial_id, result.evals, result.final)
     store.merge()
     f = result.final
@@ -225,6 +234,8 @@ def train_cmd(
     if family == "lamo":
         console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
                       f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
+    if f.extra.get("resumed_from_step"):
+        console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
 
 
@@ -297,7 +308,10 @@ def run_cmd(
     ratios: Annotated[list[str] | None, typer.Option(help="Only these sample ratios (comma list).")] = None,
     seeds: Annotated[list[str] | None, typer.Option(help="Only these seeds (comma list).")] = None,
     name: Annotated[str | None, typer.Option(help="Run name: results go to results/<name>/.")] = None,
-    resume: Annotated[bool, typer.Option(help="Finish a killed run: skip trials that already have results.")] = False,
+    resume: Annotated[bool, typer.Option(help="Finish a stopped run: run the missing trials and retry failed ones; "
+                                              "refused if the profile, budget or data differ.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="With --resume, run failed trials again (--no-retry-failed "
+                                                    "keeps their failed rows).")] = True,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials at once.")] = None,
     address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster (default: local Ray).")]
     = None,
@@ -309,11 +323,19 @@ def run_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's grid of (agent, task, ratio, seed) trials with Ray Tune into results/<run>/."""
-    from bench.orchestrator import build_grid, build_missing_datasets, estimate_seconds, run_grid, write_manifest
-    from bench.paths import results_root
-    from bench.results import RunStore
+    from bench.orchestrator import (
+        build_grid,
+        build_missing_datasets,
+        estimate_seconds,
+        execute_run,
+        trial_deviations_of,
+        trial_summary,
+    )
+    from bench.results import RunStore, check_run_name, run_dir
     from bench.suites import get_profile, load_suite
 
+    if name is not None:
+        check_run_name(name)
     s = load_suite(suite)
     p = get_profile(profile or s.default_profile)
     if build_missing and not dry_run:
@@ -324,11 +346,17 @@ def run_cmd(
     run_name = name or f"{s.name}-{p.name}"
     est = sum(estimate_seconds(t) for t in plan.trials)
     if dry_run:
+        deviations = trial_deviations_of(plan.trials) if as_json else {}
+        grid = []
+        for t in plan.trials:
+            row: dict[str, Any] = {"trial_id": t.trial_id, "agent": t.agent, "task": t.task, "ratio": t.ratio,
+                                   "seed": t.seed, "steps": t.steps, "estimated_s": round(estimate_seconds(t), 1)}
+            if as_json:  # building every config imports the agents (torch, d3rlpy): only when asked for
+                row.update(trial_summary(t), overrides=t.overrides, deviations=deviations[t.trial_id])
+            grid.append(row)
         doc = {"run": run_name, "suite": s.name, "profile": p.name, "trials": len(plan.trials),
                "estimated_cpu_core_hours": est / 3600, "skipped_tasks": plan.skipped,
-               "deviations_from_paper": p.deviations(),
-               "grid": [{"trial_id": t.trial_id, "agent": t.agent, "task": t.task, "ratio": t.ratio, "seed": t.seed,
-                         "steps": t.steps, "estimated_s": round(estimate_seconds(t), 1)} for t in plan.trials]}
+               "deviations_from_paper": p.deviations(), "grid": grid}
         if as_json:
             _print_json(doc)
             return
@@ -344,12 +372,12 @@ def run_cmd(
         return
     if not plan.trials:
         raise BenchError(f"suite {s.name} has no runnable trials (skipped: {', '.join(plan.skipped) or 'none'})")
-    store = RunStore(results_root() / run_name)
+    store = RunStore(run_dir(run_name))
     for task, why in plan.skipped.items():
         console.print(f"skipped {task}: {why}", style="yellow")
     start = time.perf_counter()
-    write_manifest(store, s, p, plan, address)
-    counts = run_grid(plan, store, run_name, max_concurrent, address, resume, progress=not as_json)
+    counts = execute_run(store, s, p, plan, max_concurrent, address, resume, retry_failed=retry_failed,
+                         progress=not as_json, notify=lambda line: print(line, file=sys.stderr))
     counts_doc = {"run": run_name, "results": str(store.root), "wall_time_s": round(time.perf_counter() - start, 1),
                   **counts}
     if as_json:
@@ -358,6 +386,10 @@ def run_cmd(
         console.print(counts_doc)
     if counts.get("missing"):
         raise BenchError(f"{counts['missing']} trials of {run_name} have no result; run again with --resume")
+    if counts.get("failed"):
+        print(f"error: {counts['failed']} of {len(plan.trials)} trials of {run_name} failed (see the error column "
+              f"of {store.root / 'final.parquet'}); retry them with --resume", file=sys.stderr)
+        sys.exit(1)
 
 
 @app.command("report")
@@ -448,6 +480,14 @@ def main() -> None:
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as e:
+        # By now the trials are stopped, Ray is shut down, the tables merged and the run's lock released. Exit
+        # at once: a Ray core-worker thread that outlives ray.shutdown() after a stop can otherwise hold the
+        # interpreter's exit for a minute looking for the stopped GCS and then exit with its own code 1.
+        print(f"interrupted: {e.message}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + e.signum)
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)

@@ -3,25 +3,40 @@
 Each trial is a plain Ray Tune function trainable around `bench.trial.run_trial_safely`: it loads and
 subsamples the dataset, fits the agent, `tune.report`s loss and normalized score at every evaluation, and
 writes its rows and checkpoint to `results/<run>/trials/<trial_id>/`. The driver then merges the per-trial
-files into the run tables. `--resume` skips trials whose final row exists, so a killed run finishes the
-missing trials without duplicating or losing rows. On a multi-node Ray cluster (`--address`), the results
+files into the run tables.
+
+The run store's rules (`execute_run`): one command at a time holds a run folder (`RunLock`); every check
+(data content against its card, finite values, stored trials against the planned ones) passes before
+anything is written; a trial's definition (profile, budget, report window, overrides, dataset hash, source)
+is stored with it and a resumed run reuses only trials whose definition equals the planned one; `--resume`
+runs the missing trials and retries failed ones (unless `--no-retry-failed`), so a killed run finishes
+without duplicating or losing rows; SIGTERM and SIGINT stop the trials, merge the tables and say how to
+resume. On a multi-node Ray cluster (`--address`), the results
 folder must be on a filesystem every node can write (trials write their own files).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import platform
+import shlex
+import signal
 import socket
 import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, RunInterrupted
 from bench.paths import REPO_ROOT
-from bench.results import RunStore, atomic_write_json
+from bench.results import RunLock, RunStore, atomic_write_json, definition_difference, normalized_definition
 from bench.suites import Profile, Suite
 from bench.tasks import get_task
 from bench.trial import TrialSpec
@@ -74,9 +89,18 @@ def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, 
                     trials.append(TrialSpec(
                         agent=agent, task=task, ratio=float(ratio), seed=int(seed), steps=profile.steps_for(task),
                         eval_every=profile.eval_every, eval_episodes=profile.eval_episodes, profile=profile.name,
-                        overrides=profile.overrides_for(agent, entry.family), device=device,
+                        overrides=_overrides(suite, profile, agent, entry.family, task, float(ratio)),
+                        device=device,
                     ))
     return GridPlan(trials, skipped)
+
+
+def _overrides(suite: Suite, profile: Profile, agent: str, base: str, task: str, ratio: float) -> dict[str, Any]:
+    """The profile's agent and cell overrides, then the suite's cell overrides (bench/suites explains the order)."""
+    from bench.suites import cell_overrides_for
+
+    return {**profile.overrides_for(agent, base, task, ratio),
+            **cell_overrides_for(suite.cell_overrides, agent, base, task, ratio)}
 
 
 def _build_one(task_name: str) -> str:
@@ -162,28 +186,125 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, address: str | None) -> None:
-    """Everything needed to reproduce or audit the run: grid, hyperparameters, data hashes, versions, machine."""
+def trial_deviations_of(trials: list[TrialSpec]) -> dict[str, list[str]]:
+    """trial_id -> its deviations from the paper (bench.deviations), computed once per distinct setting."""
+    from bench.deviations import trial_deviations
+
+    cache: dict[str, list[str]] = {}
+    out = {}
+    for t in trials:
+        key = repr((t.agent, t.task, t.ratio, t.steps, t.eval_every, t.eval_episodes, t.report_window,
+                    t.source, sorted(t.overrides.items())))
+        if key not in cache:
+            cache[key] = trial_deviations(t)
+        out[t.trial_id] = cache[key]
+    return out
+
+
+def trial_summary(spec: TrialSpec) -> dict[str, str]:
+    """What `--dry-run` shows about a trial's model: its LM backbone ("-" for none) and inference mode."""
     from agents.registry import make_config
+
+    config = make_config(spec.agent, get_task(spec.task), spec.overrides)
+    return {"backbone": str(getattr(config, "lm_source", "-")), "eval_mode": str(getattr(config, "eval_mode", "-"))}
+
+
+def pin_datasets(plan: GridPlan) -> tuple[GridPlan, dict[str, Any]]:
+    """Load each task's dataset once (refusing data that fails its card or holds NaN/inf) and pin its source
+    and content hash into every trial, so trials check they train on exactly the data the run checked."""
     from bench.data.loaders import load_task_dataset
 
-    configs: dict[str, Any] = {}
-    hashes: dict[str, Any] = {}
+    datasets: dict[str, Any] = {}
+    trials = []
     for spec in plan.trials:
-        key = f"{spec.agent}@{spec.task}"
+        if spec.task not in datasets:
+            ds = load_task_dataset(get_task(spec.task), spec.source)
+            datasets[spec.task] = {"source": str(ds.metadata.get("source")), "content_hash": ds.content_hash(),
+                                   "episodes": ds.num_episodes, "transitions": ds.num_transitions}
+            del ds
+        pinned = datasets[spec.task]
+        trials.append(replace(spec, source=pinned["source"], dataset_hash=pinned["content_hash"]))
+    return GridPlan(trials, plan.skipped), datasets
+
+
+def check_store(store: RunStore, profile: Profile, plan: GridPlan, resume: bool,
+                retry_failed: bool = True) -> list[TrialSpec]:
+    """Every check against what the run folder already holds; returns the trials to run. Writes nothing.
+
+    Without `--resume` a folder with finished trials is refused. With it, the run's profile and every kept
+    trial's definition must equal the planned ones, or stored and new results would describe different
+    experiments; failed trials are run again unless `retry_failed` is off (their old row is then kept).
+    """
+    finished = store.finished_trials()
+    run = store.root.name
+    if finished and not resume:
+        raise BenchError(f"run {run!r} already has {len(finished)} finished trials in {store.root}; "
+                         f"accepted: --resume to finish it, or another --name")
+    manifest = store.root / "manifest.json"
+    if resume and manifest.is_file():
+        try:
+            old_profile = json.loads(manifest.read_text()).get("profile")
+        except (OSError, ValueError) as e:
+            raise BenchError(f"corrupt manifest {manifest}: {e}; accepted: a manifest written by bench run, "
+                             f"or another --name") from None
+        if isinstance(old_profile, dict):
+            before, now = normalized_definition(old_profile), normalized_definition(asdict(profile))
+            for key in ("steps", "eval_every", "eval_episodes", "agent_overrides", *sorted(set(before) | set(now))):
+                if before.get(key) != now.get(key):
+                    raise BenchError(f"run {run!r} was run with profile {before.get('name')} ({key}="
+                                     f"{json.dumps(before.get(key))}), this run asks profile {now.get('name')} "
+                                     f"({key}={json.dumps(now.get(key))}); accepted: the same --profile with "
+                                     f"--resume, or another --name")
+    todo = []
+    for spec in plan.trials:
+        row = finished.get(spec.trial_id)
+        if row is None or (row.get("status") != "ok" and retry_failed):
+            todo.append(spec)
+            continue
+        extra = row.get("extra")
+        stored = extra.get("definition") if isinstance(extra, dict) else None
+        diff = definition_difference(spec.trial_id, stored, spec.definition())
+        if diff is not None:
+            raise BenchError(f"{diff}; accepted: the same settings and data with --resume, or another --name")
+    return todo
+
+
+def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, address: str | None,
+                   datasets: dict[str, Any] | None = None) -> None:
+    """Everything needed to reproduce or audit the run: grid, hyperparameters, data hashes, versions, machine.
+
+    Trials an earlier invocation of this run planned and this one does not (a narrower `--agents`, say) stay
+    listed, so the manifest describes every trial in the folder.
+    """
+    from agents.registry import make_config
+
+    if datasets is None:
+        plan, datasets = pin_datasets(plan)
+    configs: dict[str, Any] = {}
+    deviations = trial_deviations_of(plan.trials)
+    for spec in plan.trials:
+        # Cell overrides make a config depend on the ratio too (gpt2-medium on two Kitchen cells).
+        key = f"{spec.agent}@{spec.task}@r{spec.ratio:g}"
         if key not in configs:
             configs[key] = make_config(spec.agent, get_task(spec.task), spec.overrides).to_dict()
-        if spec.task not in hashes:
-            ds = load_task_dataset(get_task(spec.task), spec.source)
-            hashes[spec.task] = {"source": ds.metadata.get("source"), "content_hash": ds.content_hash(),
-                                 "episodes": ds.num_episodes, "transitions": ds.num_transitions}
+    trials = {t.trial_id: asdict(t) | {"trial_id": t.trial_id, "definition": normalized_definition(t.definition())}
+              for t in plan.trials}
+    old_doc: dict[str, Any] = {}
+    if (store.root / "manifest.json").is_file():
+        try:
+            old_doc = json.loads((store.root / "manifest.json").read_text())
+        except (OSError, ValueError):
+            old_doc = {}
+    earlier = [t for t in old_doc.get("trials", []) if isinstance(t, dict) and t.get("trial_id") not in trials]
     import torch
 
     manifest = {
         "run": store.root.name, "suite": asdict(suite), "profile": asdict(profile),
-        "deviations_from_paper": profile.deviations(), "trials": [asdict(t) | {"trial_id": t.trial_id}
-                                                                  for t in plan.trials],
-        "skipped_tasks": plan.skipped, "agent_configs": configs, "datasets": hashes,
+        "deviations_from_paper": profile.deviations(),
+        "trial_deviations": {**old_doc.get("trial_deviations", {}), **deviations},
+        "trials": [*earlier, *trials.values()],
+        "skipped_tasks": plan.skipped, "agent_configs": {**old_doc.get("agent_configs", {}), **configs},
+        "datasets": {**old_doc.get("datasets", {}), **datasets},
         "versions": package_versions(), "git_commit": _git_commit(),
         "machine": {"host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count(), "cuda": torch.cuda.is_available(),
@@ -194,6 +315,91 @@ def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPl
     atomic_write_json(store.root / "manifest.json", manifest)
 
 
+class StopRequest:
+    """SIGTERM/SIGINT during a run. Inside Ray Tune's loop the first signal asks Tune to stop (through the
+    SIGUSR1 handler Tune installs for exactly that) so the trials end and the tables are merged; outside it,
+    or on a second signal, the run stops at once with `RunInterrupted`."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.in_tune = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.handle)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.signum is None
+        self.signum = self.signum or signum
+        tune_handler = signal.getsignal(signal.SIGUSR1)
+        if first and self.in_tune and callable(tune_handler):
+            tune_handler(signal.SIGUSR1, frame)
+            return
+        raise RunInterrupted(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Route SIGTERM (what schedulers send) and SIGINT through one `StopRequest` for the run's duration."""
+    request = StopRequest()
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    request.install()
+    try:
+        yield request
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+class _TuneStopNoise(logging.Filter):
+    """Tune's own stop messages point at `Tuner.restore`; a stopped `bench run` says `--resume` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not text.startswith(("Stop signal received", "Experiment has been interrupted",
+                                    "Trials did not complete"))
+
+
+def resume_command() -> str:
+    """The command line that finishes this run: the same arguments plus --resume."""
+    args = [a for a in sys.argv[1:]]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["bench", *args])
+
+
+def execute_run(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, max_concurrent: int | None,
+                address: str | None, resume: bool, retry_failed: bool = True, progress: bool = True,
+                notify: Any = print) -> dict[str, int]:
+    """Lock the run folder, check everything, write the manifest, run the trials, merge the tables.
+
+    A refused run leaves the folder as it was (the lock file goes, and the folder too if this call made it).
+    A signalled run merges what finished and raises `RunInterrupted` with the line to print.
+    """
+    with stop_on_signals() as stop:
+        lock = RunLock(store.root).acquire()
+        started = False
+        try:
+            if lock.note:
+                notify(f"note: {lock.note}")
+            pinned, datasets = pin_datasets(plan)
+            todo = check_store(store, profile, pinned, resume, retry_failed)
+            started = True
+            write_manifest(store, suite, profile, pinned, address, datasets)
+            try:
+                return run_grid(pinned, store, store.root.name, max_concurrent, address, resume, progress,
+                                todo=todo, stop=stop)
+            except RunInterrupted as e:
+                _, final = store.merge()
+                planned = {t.trial_id for t in pinned.trials}
+                final = final[final["trial_id"].isin(planned)]
+                name = signal.Signals(e.signum).name
+                raise RunInterrupted(e.signum, (
+                    f"run {store.root.name!r} interrupted by {name}: {int((final['status'] == 'ok').sum())} of "
+                    f"{len(planned)} trials done, {int((final['status'] != 'ok').sum())} failed, tables merged "
+                    f"in {store.root}; resume with: {resume_command()}")) from None
+        finally:
+            lock.release(remove_empty_root=not started)
 def _trainable(config: dict[str, Any]) -> None:
     """The Ray Tune function trainable: one trial, reporting at every evaluation."""
     import torch
@@ -208,7 +414,7 @@ def _trainable(config: dict[str, Any]) -> None:
     def report(step: int, metrics: dict[str, float]) -> None:
         tune.report({"step": step, **metrics, "done": False})
 
-    final = run_trial_safely(spec, store, config["run"], on_report=report)
+    final = run_trial_safely(spec, store, config["run"], on_report=report, resume=bool(config.get("resume", False)))
     ckpt = store.trial_dir(spec.trial_id) / "checkpoint"
     metrics = {"step": final.steps, "final_score": final.final_score if final.final_score is not None else float("nan"),
                "status": final.status, "done": True}
@@ -219,8 +425,13 @@ def _trainable(config: dict[str, Any]) -> None:
 
 
 def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | None, address: str | None,
-             resume: bool, progress: bool = True) -> dict[str, int]:
-    """Run the missing trials of the grid with Ray Tune; returns counts of ok / failed / skipped trials."""
+             resume: bool, progress: bool = True, todo: list[TrialSpec] | None = None,
+             stop: StopRequest | None = None) -> dict[str, int]:
+    """Run the grid's trials still to do with Ray Tune; returns counts of ok / failed / skipped trials.
+
+    `todo` comes from `check_store` (missing and, by default, failed trials); without it only the missing
+    trials run. With `stop`, a signal during the trials stops Tune, and `RunInterrupted` is raised after it.
+    """
     if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
         # Keep a single-machine Ray on loopback: without this Ray resolves 127.0.0.1 to the machine's external
         # address (it is read when ray is first imported, so set it before the import).
@@ -228,11 +439,12 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
     import ray
     from ray import tune
 
-    done = store.finished_trials()
-    if done and not resume:
-        raise BenchError(f"run {run!r} already has {len(done)} finished trials in {store.root}; "
-                         f"accepted: --resume to finish it, or another --name")
-    todo = [t for t in plan.trials if t.trial_id not in done]
+    if todo is None:
+        done = store.finished_trials()
+        if done and not resume:
+            raise BenchError(f"run {run!r} already has {len(done)} finished trials in {store.root}; "
+                             f"accepted: --resume to finish it, or another --name")
+        todo = [t for t in plan.trials if t.trial_id not in done]
     counts = {"already_done": len(plan.trials) - len(todo), "ok": 0, "failed": 0}
     if todo:
         env_vars = {k: v for k, v in os.environ.items() if k.startswith("LAMO_BENCH_") or k == "MUJOCO_GL"}
@@ -247,6 +459,9 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
         else:
             init_kwargs["num_cpus"] = os.cpu_count() or 1
         ray.init(**init_kwargs)
+        if stop is not None:
+            # ray.init installs a C++ failure handler for SIGTERM (a stack dump, then abort); take it back.
+            stop.install()
         try:
             resources = {"cpu": 1, "gpu": 1.0 / max(1, len(todo)) if cuda else 0}
             gpus = ray.cluster_resources().get("GPU", 0)
@@ -254,7 +469,7 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                 resources["gpu"] = min(1.0, gpus / max(1, min(len(todo), max_concurrent or len(todo))))
             param_space = {
                 "spec": tune.grid_search([asdict(t) | {"device": "cuda" if gpus else t.device} for t in todo]),
-                "store": str(store.root.resolve()), "run": run, "threads": 1,
+                "store": str(store.root.resolve()), "run": run, "threads": 1, "resume": resume,
             }
             from bench.progress import TrialProgress
 
@@ -272,10 +487,26 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                                           verbose=0, callbacks=[callback],
                                           failure_config=tune.FailureConfig(max_failures=0)),
             )
-            with callback:
-                tuner.fit()
+            # SIGINT goes through `stop` like SIGTERM; Tune's own SIGINT handler would stop just the same but
+            # leave no trace of having done so.
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+            quiet = _TuneStopNoise()
+            tune_logger = logging.getLogger("ray.tune.tune")  # where tune.run logs them
+            tune_logger.addFilter(quiet)
+            try:
+                if stop is not None:
+                    stop.in_tune = True
+                # Tune prints its experiment banner with print(); stdout belongs to `--json`'s one document.
+                with callback, redirect_stdout(sys.stderr):
+                    tuner.fit()
+            finally:
+                if stop is not None:
+                    stop.in_tune = False
+                tune_logger.removeFilter(quiet)
         finally:
             ray.shutdown()
+    if stop is not None and stop.signum is not None:
+        raise RunInterrupted(stop.signum)
     _, final = store.merge()
     planned = {t.trial_id for t in plan.trials}
     final = final[final["trial_id"].isin(planned)]

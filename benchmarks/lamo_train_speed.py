@@ -16,7 +16,7 @@ pre-trained `gpt2` (no hub access is assumed; speed does not depend on the weigh
 batch 64 / K=20 with bf16 autocast; peak memory there is torch.cuda.max_memory_allocated.
 
 The script also times one evaluation step (`policy.act`, 10 parallel episodes, K=20, history already K steps
-long) of the full SmolLM2 in the "window" and "cached" modes: the reason LaMo evaluates "cached" by default.
+long) of the full SmolLM2 in the "window" (default, official) and "cached" (speed option) modes.
 
     .venv/bin/python benchmarks/lamo_train_speed.py [--threads 1] [--only-cpu] [--no-eval] [--quick]
         [--select TEXT --merge]   (re-measure some rows only, keeping the others in the JSON)

@@ -27,7 +27,7 @@ from agents.loading import load_agent, read_checkpoint_info
 from agents.registry import AGENTS, get_entry, make_agent
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
-from bench.evaluate import evaluate
+from bench.evaluate import episode_seeds, evaluate
 from bench.tasks import get_task
 from tests.conftest import random_reacher_episodes
 
@@ -156,6 +156,7 @@ def test_load_agent_finds_trial_folders_and_refuses_non_checkpoints(dataset: Tra
     agent = make_agent("bc", TASK, spec, TINY["bc"], seed=1)
     agent.fit(dataset, 1)
     agent.save(tmp_path / "trial" / "checkpoint")
+    torch.save({"step": 1}, tmp_path / "trial" / "checkpoint" / "training_state.pt")  # resumable state beside it
     assert type(load_agent(tmp_path / "trial")) is type(agent)  # a trial folder: its checkpoint/ is used
     assert read_checkpoint_info(tmp_path / "trial")["agent"] == "bc"
     (tmp_path / "junk.pt").write_text("not a checkpoint")
@@ -218,7 +219,7 @@ def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path:
                   "10,20", "--seed", "1", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert [r["target"] for r in doc["results"]] == [10.0, 20.0] and doc["seed"] == 1
-    assert all(r["seeds"] == [10_000] for r in doc["results"])
+    assert all(r["seeds"] == episode_seeds(1, 1) for r in doc["results"])
 
     assert _bench(monkeypatch, "eval", str(tmp_path / "dt"), "--episodes", "1", "--targets", "10") == 0
     out = capsys.readouterr().out

@@ -82,6 +82,29 @@ def test_replay_loader_reads_d4rl_atari_layout_and_rejects_bad_input(tmp_path: P
         load_dqn_replay(tmp_path / "d4rl", epochs=(10,), transitions=None, cache_root=tmp_path / "c2")
 
 
+def test_default_slice_is_d4rl_atari_medium_as_the_official_buffer_reads_it(data_root: Path) -> None:
+    """Run 1, checkpoint 10 only, every transition (srzer/LaMo-2023 experiment-atari/buffer.py)."""
+    from bench.data.loaders import load_task_dataset
+
+    run = data_root / "dqn_replay" / "Pong" / "1"
+    write_checkpoint(run, 9, _episode_arrays([11, 25], seed=9))
+    ten = _episode_arrays([6, 30, 20, 9], seed=10)
+    ten["terminal"][-1] = 0  # the last episode continues in checkpoint 11
+    write_checkpoint(run, 10, ten)
+    write_checkpoint(run, 11, _episode_arrays([4, 15], seed=11))
+    ds = load_task_dataset(PONG)
+    assert ds.metadata["source"] == "dqn_replay:Pong/1" and ds.metadata["dqn_replay_epochs"] == [10]
+    # All 65 transitions of checkpoint 10: the leading partial episode (6) and the unfinished last one (9).
+    assert ds.num_transitions == 65 and list(ds.episode_lengths) == [6, 30, 20, 9]
+    np.testing.assert_array_equal(ds.rewards, ten["reward"])
+    assert ds.terminals.sum() == 3 and ds.timeouts.sum() == 1 and ds.timeouts[-1]
+    # A run without checkpoint 10 is refused with what it has.
+    for f in (run / "replay_logs").glob("*ckpt.10.gz"):
+        f.unlink()
+    with pytest.raises(BenchError, match=r"no checkpoint 10, which is d4rl-atari's 'medium'.*\[9, 11\]"):
+        load_task_dataset(PONG)
+
+
 @pytest.mark.slow
 def test_frame_stacks_repeat_the_first_frame_like_the_env(replay_dir: Path) -> None:
     ds = load_dqn_replay(replay_dir, transitions=None)

@@ -12,8 +12,10 @@ import pytest
 from bench.data.build import LocomotionRecipe, ReacherRecipe, build_dataset, with_overrides
 from bench.data.build.api import _not_built_here
 from bench.data.build.maze import WaypointPlanner
+from bench.data.build.reacher import select_episodes
 from bench.data.build.replay import ReplayBuffer, chunk_path, load_chunk
-from bench.data.build.rollout import RawEpisode, take_transitions
+from bench.data.build.rollout import RawEpisode, RolloutStats, take_transitions
+from bench.data.info import card_digest
 from bench.data.loaders import load_minari_path, load_task_dataset
 from bench.errors import BenchError
 from bench.tasks import get_task
@@ -21,8 +23,10 @@ from bench.tasks import get_task
 # Small networks and a wide selection band so a few hundred SAC steps produce a dataset.
 TINY_SAC: dict[str, Any] = {"sac_hidden_units": (32, 32), "sac_batch_size": 32, "sac_random_steps": 300,
                             "sac_update_start": 300}
+# keep_above -1 keeps every episode: a few hundred steps of SAC never return more than 20.
 TINY_REACHER: dict[str, Any] = {**TINY_SAC, "eval_every": 500, "episodes": 4, "n_envs": 4,
-                                "medium_band": (0.0, 100.0), "medium_max_steps": 1000}
+                                "medium_band": (0.0, 100.0), "medium_max_steps": 1000, "keep_above": -1.0,
+                                "min_acceptance": 0.0}
 TINY_HOPPER: dict[str, Any] = {**TINY_SAC, "eval_every": 500, "eval_episodes": 2, "confirm_episodes": 3, "n_envs": 4,
                                "medium_band": (-100.0, 100.0), "medium_target": 99.0, "medium_max_steps": 1000,
                                "expert_band": (-100.0, 100.0), "expert_max_steps": 1500}
@@ -46,6 +50,21 @@ def test_overrides_reach_nested_settings_and_reject_unknown_names() -> None:
         with_overrides(LocomotionRecipe(), {"medium_steps": 1})
     with pytest.raises(BenchError, match="wrong type"):
         with_overrides(ReacherRecipe(), {"episodes": "many"})
+
+
+def test_locomotion_bands_are_centred_per_env_on_d4rl_v2() -> None:
+    """Medium bands sit on D4RL v2's medium means, expert targets on its expert-v2 means (normalized)."""
+    expected = {"hopper": (44.0, 108.0), "halfcheetah": (41.0, 88.0), "walker2d": (62.0, 107.0)}
+    for env, (medium, expert) in expected.items():
+        r = LocomotionRecipe.for_env(env)
+        assert r.medium.target == medium and r.medium.band == (medium - 8.0, medium + 8.0)
+        assert r.medium.tolerance == 4.0
+        assert r.expert.target == expert and r.expert.band == (expert - 20.0, 1000.0)
+    assert LocomotionRecipe() == LocomotionRecipe.for_env("hopper")
+    # walker2d's band no longer overlaps hopper's: one band for all built walker2d-medium far too weak.
+    assert LocomotionRecipe.for_env("walker2d").medium.band[0] > LocomotionRecipe.for_env("hopper").medium.band[1]
+    with pytest.raises(BenchError, match="no locomotion recipe for 'ant'"):
+        LocomotionRecipe.for_env("ant")
 
 
 def test_atari_points_to_its_own_sources(data_root: Path) -> None:
@@ -97,6 +116,53 @@ def test_take_transitions_cuts_the_last_episode_with_a_timeout() -> None:
     assert kept[0].terminations[-1]
 
 
+def _fake_run(returns: list[float]) -> Any:
+    """A stand-in for the rollout runner: episode i has return returns[i] (all in its first step)."""
+    calls: list[tuple[int, int]] = []
+
+    def run(first: int, n: int) -> tuple[list[RawEpisode], RolloutStats]:
+        calls.append((first, n))
+        eps = []
+        for i in range(first, min(first + n, len(returns))):
+            rewards = np.zeros(100, np.float32)
+            rewards[0] = returns[i]
+            eps.append(RawEpisode(i - first, i, np.zeros((101, 12), np.float32), np.zeros((100, 2), np.float32),
+                                  rewards, np.zeros(100, bool), np.eye(100, dtype=bool)[-1]))
+        return eps, RolloutStats(len(eps), 100 * len(eps), 0.1)
+
+    run.calls = calls  # type: ignore[attr-defined]
+    return run
+
+
+def test_reacher_selection_keeps_returns_above_20_until_49_as_the_official_script() -> None:
+    recipe = ReacherRecipe()
+    # srzer/LaMo-2023 test.py: `ep` from 1 while `ep < 50`, `if ep_reward > 20` keeps; action_std 0.1.
+    assert (recipe.episodes, recipe.keep_above, recipe.action_noise) == (49, 20.0, 0.1)
+    assert recipe.medium.target == 36.0
+    returns = [float(x) for x in np.tile([10, 20, 21, 45, 36, 0, 30, 60], 20)]
+    sel = select_episodes(_fake_run(returns), 49, recipe)
+    kept_expected = [r for r in returns if r > 20][:49]
+    assert sel.complete and [e.episode_return for e in sel.kept] == kept_expected
+    # Exactly 20 (not above) is rejected; episodes after the 49th kept one are not counted as attempted.
+    # 5 of every 8 are kept: 9 blocks give 45 (72 episodes), then 21, 45, 36, (0), 30 at episode 79.
+    assert sel.attempted == 79
+    assert sel.rejected == 30 and sel.kept_mean == pytest.approx(np.mean(kept_expected))
+    # The result does not depend on the batch size.
+    again = select_episodes(_fake_run(returns), 49, with_overrides(recipe, {"n_envs": 7}))
+    assert [e.episode_return for e in again.kept] == kept_expected and again.attempted == sel.attempted
+
+
+def test_reacher_selection_gives_up_on_a_policy_that_rarely_succeeds() -> None:
+    recipe = ReacherRecipe()
+    rare = [30.0 if i % 20 == 0 else 0.0 for i in range(2000)]  # 5% accepted, under the 10% floor
+    run = _fake_run(rare)
+    sel = select_episodes(run, 49, recipe)
+    assert not sel.complete and run.calls == [(0, 50)] and len(sel.kept) == 3
+    capped = select_episodes(_fake_run(rare), 49, with_overrides(recipe, {"min_acceptance": 0.0,
+                                                                          "max_attempts": 300}))
+    assert not capped.complete and capped.attempted == 300 and len(capped.kept) == 15
+
+
 def test_waypoint_planner_follows_the_u_maze() -> None:
     u_maze = [[1, 1, 1, 1, 1], [1, 0, 0, 0, 1], [1, 1, 1, 0, 1], [1, 0, 0, 0, 1], [1, 1, 1, 1, 1]]
     planner = WaypointPlanner(u_maze)
@@ -146,6 +212,13 @@ def test_reacher_build_is_reproducible_and_resumes_from_its_checkpoint(tmp_path:
     assert card_b["behaviour_policy"]["training_reward"].startswith("shaped")
     assert card_b["normalized_return"]["mean"] == pytest.approx(ds.episode_returns().mean())
     assert set(card_b["versions"]) >= {"mujoco", "gymnasium", "minari", "d3rlpy", "lamo-bench"}
+    # The rejection rule's figures, as `bench data info --json` shows them (card digest).
+    rule = card_b["selection_rule"]
+    assert (rule["kept"], rule["keep_above"]) == (4, -1.0) and rule["attempted"] >= 4
+    assert rule["kept_return_mean"] == pytest.approx(ds.episode_returns().mean(), abs=1e-4)
+    digest = card_digest(path_b, ds.content_hash())
+    assert digest is not None and digest["card_matches_data"] and digest["selection_rule"] == rule
+    assert "differences_from_official" in digest and not card_digest(tmp_path / "nowhere", "x")
     assert not list((tmp_path / "b" / "minari").glob(".staging-*"))
 
 
@@ -178,6 +251,16 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
     first = mixed_ds.select_episodes(np.arange(medium_ds.num_episodes))
     assert first.content_hash() == medium_ds.content_hash()  # medium half = the medium dataset
 
+    # After the run has trained on to the expert checkpoint, medium-replay is still the buffer up to the
+    # medium checkpoint (D4RL's definition), not everything trained so far.
+    replay_again = _card(build_dataset(get_task("hopper-medium-replay"), seed=0, progress=False, **TINY_HOPPER))
+    assert replay_again["transitions"] == 1000 and replay_again["content_hash"] == replay_card["content_hash"]
+    # Every card puts its figures next to D4RL v2's.
+    assert card["reference"]["d4rl_v2"]["medium_normalized_mean"] == 44.3
+    assert replay_card["reference"]["d4rl_v2"]["medium_replay_transitions"] == 402_000
+    assert mixed_card["reference"]["this_dataset"]["expert_policy_normalized"] == pytest.approx(
+        mixed_card["behaviour_policy"]["expert"]["selection"]["selected_normalized"], abs=0.01)
+
 
 @pytest.mark.slow
 def test_pointmaze_stream_is_flat_and_cut_into_timeouts(data_root: Path) -> None:
@@ -193,5 +276,12 @@ def test_pointmaze_stream_is_flat_and_cut_into_timeouts(data_root: Path) -> None
     # Episodes continue one stream: an episode starts where the previous one ended.
     assert np.abs(ds.observations[300, :2] - ds.observations[299, :2]).max() < 0.2
     assert _card(path)["content_hash"] == ds.content_hash()
+    # D4RL's relabelling: the goal columns hold the fixed evaluation goal, the reward is 1 within 0.5 of it.
+    goal = np.array([-1.0, 1.0], np.float32)  # D4RL U_MAZE 'G' cell (1, 1) in gymnasium-robotics coordinates
+    np.testing.assert_allclose(ds.observations[:, 4:], np.broadcast_to(goal, (700, 2)))
+    nxt = np.concatenate([ds.observations[1:300], ds.observations[300:301]])  # within the first episode
+    near = (np.linalg.norm(nxt[:299, :2] - goal, axis=1) <= 0.5).astype(np.float32)
+    np.testing.assert_array_equal(ds.rewards[:299], near)
+    assert _card(path)["reference"]["d4rl"]["transitions"] == 1_000_000
     again = build_dataset(task, seed=1, transitions=700, progress=False)
     assert _card(again)["content_hash"] == ds.content_hash()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agents.base import TaskSpec
-from agents.dt import DTAgent, DTConfig, SequencePolicy
+from agents.dt import CHECKPOINT_FILE, AtariTokenSchedule, DTAgent, DTConfig, SequencePolicy
 from agents.models.trajectory import InferenceMode
 from agents.registry import make_agent, make_config
 from bench.data.trajectories import TrajectoryDataset
@@ -70,6 +70,77 @@ def test_default_config_follows_task_and_paper() -> None:
     assert isinstance(make_config("dt", TASK), DTConfig)
     with pytest.raises(BenchError):
         DTConfig(eval_mode="fast")  # type: ignore[arg-type]
+    # The official DT path: AdamW with torch's default eps; linear warm-up then constant; Linear + Tanh head.
+    assert (c.adam_eps, c.lr_schedule, c.action_tanh, c.mlp_head) == (1e-8, "warmup", True, False)
+    atari = DTAgent.default_config(get_task("pong-medium"))
+    assert (atari.lr_schedule, atari.warmup_tokens, atari.final_tokens) == ("atari_tokens", 375e6, 260e9)
+    assert c.deviations() == [] and replace(c, eval_mode="cached").deviations() != []
+    assert any("experiment-atari" in d for d in atari.deviations())  # the Atari model is not theirs: listed
+    with pytest.raises(BenchError, match="lr_schedule"):
+        c.with_overrides({"lr_schedule": "cosine"})
+
+
+def test_atari_tasks_cap_evaluation_at_4096_steps() -> None:
+    """LaMo's Atari code stops evaluation episodes at max_timestep 4096 (experiment-atari/cfgs/env/*.yaml)."""
+    from gymnasium.wrappers import TimeLimit
+
+    for name in ("breakout-medium", "qbert-medium", "pong-medium"):
+        task = get_task(name)
+        assert task.max_episode_steps == 4096 and DTAgent.default_config(task).max_timestep == 4096
+    env = make_env(get_task("pong-medium"))
+    try:
+        limits = []
+        wrapper = env
+        while hasattr(wrapper, "env"):
+            if isinstance(wrapper, TimeLimit):
+                limits.append(wrapper._max_episode_steps)
+            wrapper = wrapper.env
+        assert limits == [4096]
+    finally:
+        env.close()
+
+
+def test_atari_token_schedule_counts_as_the_official_code() -> None:
+    """Re-stated from experiment-atari/core.py: `tokens += (actions > 0).sum(); scheduler.step(tokens)`, where
+    the scheduler adds what it is given to its own count, so the count is a sum of running totals."""
+    schedule = AtariTokenSchedule(warmup_tokens=100, final_tokens=1100)
+    counts = [3, 5, 0, 7, 2, 6, 4, 9, 8, 1] * 3
+    running = scheduled = 0
+    for n in counts:
+        actions = torch.tensor([1] * n + [0] * (12 - n)).reshape(3, 4)
+        schedule.observe(actions, torch.ones(3, 4))
+        running += n
+        scheduled += running
+        mult = scheduled / 100 if scheduled < 100 else max(
+            0.1, 0.5 * (1 + np.cos(np.pi * (scheduled - 100) / 1000)))
+        assert schedule(0) == pytest.approx(mult)
+    # Quadratic count: past final_tokens within 30 steps. The official progress is never clamped to 1, so the
+    # cosine climbs back up after its 0.1 floor; the re-statement above follows that too.
+    assert scheduled > 1100 and schedule(0) > 0.5
+    padded = AtariTokenSchedule(100, 1100)
+    padded.observe(torch.ones(2, 3, dtype=torch.long), torch.tensor([[0, 1, 1], [1, 1, 1]]))
+    assert padded.running == 5  # padding is not counted
+
+
+def test_atari_schedule_drives_the_optimizer() -> None:
+    spec = TaskSpec(task="toy", observation_shape=(4,), action_dim=3, discrete=True, context_length=4,
+                    max_episode_steps=30, reward_scale=1.0, rtg_targets=(30.0,))
+    rng = np.random.default_rng(0)
+    episodes = [{"observations": rng.normal(size=(30, 4)).astype(np.float32),
+                 "actions": rng.integers(0, 3, 30), "rewards": np.ones(30), "terminals": np.arange(30) == 29,
+                 "timeouts": np.zeros(30, bool)} for _ in range(4)]
+    data = TrajectoryDataset.from_episodes(episodes)
+    config = DTConfig(context_length=4, max_timestep=30, reward_scale=1.0, batch_size=8, hidden_size=16,
+                      n_layer=1, lr_schedule="atari_tokens", warmup_tokens=400, final_tokens=4000)
+    agent = DTAgent(config, spec)
+    lrs: list[float] = []
+    agent.fit(data, 12, eval_every=1, on_log=lambda s, m: lrs.append(m["lr"]))
+    schedule = agent._token_schedule
+    assert schedule is not None and schedule.running > 0
+    assert lrs[-1] == pytest.approx(1e-4 * schedule.multiplier(schedule.scheduled))
+    assert lrs[0] < lrs[1]  # warming up
+    optimizer, _ = agent._ensure_optimizer()
+    assert optimizer.param_groups[0]["eps"] == 1e-8
 
 
 @pytest.mark.slow
@@ -133,6 +204,10 @@ def test_save_load_round_trip(dataset: TrajectoryDataset, tmp_path: Path) -> Non
     wider = DTAgent(replace(agent.config, hidden_size=64), agent.spec)
     with pytest.raises(BenchError, match="does not fit"):
         wider.load(tmp_path / "ckpt")
+    old = torch.load(tmp_path / "ckpt" / CHECKPOINT_FILE, weights_only=True)
+    torch.save({**old, "format": 1}, tmp_path / "ckpt" / CHECKPOINT_FILE)  # written before the official model
+    with pytest.raises(BenchError, match="format 1, this version reads format 2"):
+        other.load(tmp_path / "ckpt")
 
 
 def test_num_params_and_registry(dataset: TrajectoryDataset) -> None:

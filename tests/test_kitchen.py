@@ -13,20 +13,27 @@ import pytest
 
 from bench.data.build.kitchen import (
     CANONICAL_ORDER,
+    EpisodeStyle,
     KitchenRecipe,
     build_kitchen,
     controller_success,
+    draw_style,
     episode_plan,
     kitchen_recipe,
 )
-from bench.data.kitchen_layout import D4RL_KITCHEN_OBS_DIM, OBS_ELEMENT_INDICES
-from bench.data.loaders import load_minari_path
+from bench.data.info import dataset_summary
+from bench.data.kitchen_layout import D4RL_KITCHEN_OBS_DIM, OBS_ELEMENT_INDICES, flatten_kitchen_observation
+from bench.data.loaders import load_d4rl_hdf5, load_minari_path
+from bench.data.trajectories import TrajectoryDataset
 from bench.envs.factory import make_env
 from bench.envs.kitchen import (
     ALL_SUBTASKS,
+    D4RL_NOISE_KWARGS,
     D4RL_TASK_SETS,
+    EVAL_DEVIATIONS,
     SUBTASK_GOALS,
     KitchenD4RLObservation,
+    eval_deviations,
     make_kitchen_env,
     subtasks_done,
 )
@@ -41,6 +48,24 @@ D4RL_GOALS = {
     "light switch": [-0.69, -0.05],
     "slide cabinet": [0.37],
 }
+
+
+# D4RL's observation indices of the target subtasks' joints (d4rl/kitchen/kitchen_envs.py OBS_ELEMENT_INDICES).
+D4RL_INDICES = {"microwave": [22], "kettle": [23, 24, 25, 26, 27, 28, 29], "light switch": [17, 18],
+                "slide cabinet": [19]}
+
+
+def _d4rl_goal_slots() -> np.ndarray:
+    """D4RL KitchenBase._get_task_goal: zeros, the target subtasks' goals at their observation indices."""
+    goal = np.zeros(30, np.float32)
+    for name in TARGETS:
+        goal[D4RL_INDICES[name]] = D4RL_GOALS[name]
+    return goal
+
+
+def _satisfied(obs: np.ndarray) -> int:
+    """D4RL's completion rule restated: a target is satisfied when its joints are within 0.3 of its goal."""
+    return sum(float(np.linalg.norm(obs[D4RL_INDICES[n]] - np.asarray(D4RL_GOALS[n]))) < 0.3 for n in TARGETS)
 
 
 def _set_state(env: gym.Env[Any, Any], qpos: np.ndarray) -> None:
@@ -74,11 +99,11 @@ def test_evaluation_env_gives_d4rl_observations_at_reset() -> None:
         init = env.unwrapped.robot_env.init_qpos  # type: ignore[attr-defined]
         qpos = env.unwrapped.data.qpos  # type: ignore[attr-defined]
         # The reset state is the environment's init_qpos (MuJoCo normalizes the kettle's quaternion); robot
-        # joints are observed with uniform noise of at most robot_noise_ratio * pos_noise_amp = 0.001, objects
-        # with at most object_noise_ratio * 0.1 = 5e-5.
+        # joints and objects are observed with D4RL's uniform noise of at most 0.1 * pos_noise_amp 0.1 = 0.01.
         np.testing.assert_allclose(qpos[:23], init[:23])
-        np.testing.assert_allclose(obs[:9], init[:9], atol=1.1e-3)
-        np.testing.assert_allclose(obs[9:30], qpos[9:30], atol=6e-5)
+        np.testing.assert_allclose(obs[:9], init[:9], atol=0.0101)
+        np.testing.assert_allclose(obs[9:30], qpos[9:30], atol=0.0101)
+        assert np.abs(obs[9:30] - qpos[9:30]).max() > 1e-3  # the objects are observed with D4RL's noise
         goal = np.zeros(30)
         for name, value in D4RL_GOALS.items():
             goal[OBS_ELEMENT_INDICES[name]] = value
@@ -158,7 +183,7 @@ def test_partial_plans_mix_target_and_other_subtasks() -> None:
     plans = [episode_plan("partial", TARGETS, recipe, 0, i) for i in range(400)]
     assert plans == [episode_plan("partial", TARGETS, recipe, 0, i) for i in range(400)]
     target_share = sum(p == TARGETS for p in plans) / len(plans)
-    assert 0.18 < target_share < 0.32
+    assert 0.01 < target_share < 0.08  # D4RL's partial: a few percent of episodes do the four targets
     for plan in plans:
         assert len(set(plan)) == 4
         if plan != TARGETS:
@@ -182,18 +207,121 @@ def test_recipe_overrides_reject_bad_names_and_types() -> None:
 def test_tiny_build_writes_a_loadable_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path))
     task = get_task("kitchen-complete")
-    path = build_kitchen(task, "lamo-bench/kitchen/complete-v0", seed=0, transitions=80, progress=False,
+    path = build_kitchen(task, "lamo-bench/kitchen/complete-v1", seed=0, transitions=80, progress=False,
                          recipe=KitchenRecipe())
-    assert path == tmp_path / "minari" / "lamo-bench" / "kitchen" / "complete-v0"
+    assert path == tmp_path / "minari" / "lamo-bench" / "kitchen" / "complete-v1"
     data = load_minari_path(path, name=task.name)
     assert data.num_transitions == 80
     assert data.observation_shape == (60,)
     assert data.action_dim == 9
     assert np.all(np.abs(data.actions) <= 1.0)
     assert data.timeouts[-1] and not data.terminals.any()
-    # Rewards are completed-subtask counts: whole numbers, and the microwave is done within 80 steps.
-    assert set(np.unique(data.rewards)) <= {0.0, 1.0, 2.0}
-    assert data.rewards.sum() >= 1.0
+    # D4RL/Minari labels: each step earns the number of targets satisfied in the state it reaches (restated
+    # here from the stored next observation), so once the microwave is open every later step earns 1 again.
+    obs, rewards = data.observations, data.rewards
+    expected = [_satisfied(obs[t + 1]) for t in range(len(rewards) - 1)]
+    np.testing.assert_array_equal(rewards[:-1], expected)
+    assert rewards.sum() >= 5.0 and rewards[-1] >= 1.0
     card = json.loads((path / "card.json").read_text())
     assert card["transitions"] == 80 and card["target_subtasks"] == list(TARGETS)
     assert card["scripted_subtask_success"]["microwave"]["completed"] >= 1
+    assert "markovian" in card["reward"].lower() and card["differences_from_d4rl"]
+    assert card["scripted_episode_length"]["min"] > 80  # the whole first episode, not the 80 steps kept
+    kitchen = dataset_summary(task, data)["kitchen"]
+    assert kitchen["reward_labels"].startswith("markovian")
+
+
+def test_sizes_follow_d4rl() -> None:
+    recipe = KitchenRecipe()
+    # kitchen-complete: 19 demonstrations, so the paper's ratios 0.3 / 0.5 / 1 keep about 6 / 10 / 19.
+    assert recipe.complete_episodes == 19
+    assert [max(1, round(r * recipe.complete_episodes)) for r in (0.3, 0.5, 1.0)] == [6, 10, 19]
+    # kitchen-partial: Minari D4RL/kitchen/partial-v2's 156,560 steps, few episodes planned on the four targets.
+    assert recipe.partial_transitions == 156_560 and recipe.partial_target_fraction < 0.1
+    assert (recipe.complete_max_steps, recipe.partial_max_steps) == (280, 450)
+
+
+def test_episode_styles_vary_within_the_recipe() -> None:
+    recipe = KitchenRecipe()
+    styles = [draw_style(recipe, TARGETS, np.random.default_rng([i, 7])) for i in range(200)]
+    assert styles[3] == draw_style(recipe, TARGETS, np.random.default_rng([3, 7]))
+    speeds = np.array([s.speed for s in styles])
+    assert recipe.speed_min <= speeds.min() and speeds.max() <= recipe.speed_max and speeds.std() > 0.1
+    subtasks = [st for s in styles for _, st in s.subtasks]
+    assert len(subtasks) == 800 and [name for name, _ in styles[0].subtasks] == list(TARGETS)
+    assert 0.15 < np.mean([st.pause > 0 for st in subtasks]) < 0.35
+    assert 0.05 < np.mean([st.fumble for st in subtasks]) < 0.2
+    assert max(float(np.hypot(*st.lateral)) for st in subtasks) <= recipe.approach_jitter
+    assert all(recipe.settle_steps <= s.settle <= recipe.settle_max_steps for s in styles)
+    choices = np.array([st.start_choice for st in subtasks])
+    assert choices.min() >= 0.0 and choices.max() < 1.0 and choices.std() > 0.2
+    assert EpisodeStyle().of("kettle").pause == 0 and EpisodeStyle().speed == 1.0
+
+
+def test_d4rl_layout_file_agrees_with_minari_flattening(tmp_path: Path) -> None:
+    """A small file written the way D4RL's generate_kitchen_datasets.py writes its hdf5 (goal slots relabelled
+    with the task's goal, reward = targets satisfied in that observation, last step terminal) loads into the
+    same 60-dim layout our Minari flattening gives for the same states."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    steps = 6
+    qpos = rng.normal(size=(steps, 30)).astype(np.float32)
+    qpos[:, [17, 18, 19, 22, *range(23, 30)]] = 0.0  # every target far from its goal ...
+    qpos[3:, 22] = -0.74  # microwave open from step 3
+    qpos[5, 19] = 0.36  # slide cabinet open at the last step
+    d4rl_obs = np.concatenate([qpos, np.tile(_d4rl_goal_slots(), (steps, 1))], axis=1)
+    rewards = np.array([_satisfied(o) for o in d4rl_obs], np.float32)
+    path = tmp_path / "kitchen-complete-v0.hdf5"
+    with h5py.File(path, "w") as f:
+        f["observations"] = d4rl_obs
+        f["actions"] = rng.uniform(-1, 1, size=(steps, 9)).astype(np.float32)
+        f["rewards"] = rewards
+        f["terminals"] = np.arange(steps) == steps - 1
+    d4rl = load_d4rl_hdf5(path)
+    # gymnasium-robotics' observation: [robot qpos 9, robot qvel 9, object qpos 21, object qvel 20]; Minari
+    # stores desired_goal with the task's subtasks only.
+    gym_obs = np.concatenate([qpos[:, :9], np.zeros((steps, 9)), qpos[:, 9:30], np.zeros((steps, 20))], axis=1)
+    goals = {name: np.tile(SUBTASK_GOALS[name], (steps, 1)) for name in TARGETS}
+    minari = flatten_kitchen_observation(gym_obs, goals)
+    np.testing.assert_allclose(d4rl.observations, minari, atol=1e-6)
+    np.testing.assert_array_equal(d4rl.rewards, [0, 0, 0, 1, 1, 2])
+    assert d4rl.num_episodes == 1
+
+
+def test_evaluation_noise_is_d4rls_and_the_rest_is_listed() -> None:
+    task = get_task("kitchen-complete")
+    for key, value in D4RL_NOISE_KWARGS.items():
+        assert task.env_kwargs[key] == value == 0.1
+    env = make_env(task)
+    try:
+        kitchen = env.unwrapped
+        assert kitchen.robot_env.robot_noise_ratio == 0.1  # type: ignore[attr-defined]
+        assert kitchen.object_noise_ratio == 0.1  # type: ignore[attr-defined]
+        assert kitchen.remove_task_when_completed and kitchen.terminate_on_tasks_completed  # type: ignore[attr-defined]
+    finally:
+        env.close()
+    assert eval_deviations(task.env_kwargs) == list(EVAL_DEVIATIONS)
+    loose = eval_deviations({"tasks_to_complete": list(TARGETS)})
+    assert len(loose) == len(EVAL_DEVIATIONS) + 2 and "object_noise_ratio=0.0005" in loose[-1]
+
+
+def test_info_reports_kitchen_labels_and_solves() -> None:
+    task = get_task("kitchen-complete")
+
+    def dataset(rewards: list[list[float]]) -> TrajectoryDataset:
+        r = np.concatenate([np.asarray(x, np.float32) for x in rewards])
+        n = len(r)
+        ends = np.cumsum([len(x) for x in rewards]) - 1
+        timeouts = np.zeros(n, bool)
+        timeouts[ends] = True
+        return TrajectoryDataset.from_flat(np.zeros((n, 60), np.float32), np.zeros((n, 9), np.float32), r,
+                                           np.zeros(n, bool), timeouts)
+
+    markov = dataset_summary(task, dataset([[0, 1, 1, 2, 3, 4, 4], [0, 1, 1, 1]]))["kitchen"]
+    assert markov["reward_labels"].startswith("markovian")
+    assert markov["episodes_satisfying_all_targets"] == {"count": 1, "fraction": 0.5}
+    assert markov["most_targets_satisfied_at_once"] == {"0": 0, "1": 1, "2": 0, "3": 0, "4": 1}
+    once = dataset_summary(task, dataset([[0, 1, 0, 1, 2], [1, 0, 0]]))["kitchen"]
+    assert once["reward_labels"].startswith("each subtask once")
+    assert once["episodes_satisfying_all_targets"]["count"] == 1

@@ -91,13 +91,15 @@ def test_default_config_follows_paper_and_task() -> None:
     assert (c.mlp_embedding, c.mlp_head, c.batch_size, c.context_length, c.warmup_steps, c.grad_clip) == (
         True, True, 64, 20, 2500, 0.25)
     assert (c.lm_source, c.lm_corpus, c.lm_batch_size, c.lm_block_size, c.eval_mode) == (
-        "smollm2-135m", "python-docs", 2, 1024, "cached")
+        "smollm2-135m", "python-docs", 2, 1024, "window")  # window: as trained and as officially evaluated
+    assert (c.adam_eps, c.lr_schedule) == (1e-6, "warmup")  # experiment-d4rl/utils.py get_optimizer
     assert not (c.full_finetune or c.random_init) and c.lm_layers is None
     hopper = LaMoAgent.default_config(get_task("hopper-medium"))
     assert not hopper.mlp_embedding and not hopper.mlp_head  # the paper's linear-embedding exception
     breakout = LaMoAgent.default_config(get_task("breakout-medium"))
     assert (breakout.lora_rank, breakout.batch_size, breakout.learning_rate, breakout.context_length) == (
         32, 128, 1e-3, 30)
+    assert (breakout.adam_eps, breakout.lr_schedule, breakout.max_timestep) == (1e-8, "atari_tokens", 4096)
     reacher = LaMoAgent.default_config(TASK)
     assert (reacher.reward_scale, reacher.max_timestep, reacher.context_length) == (10.0, 100, 5)
     for bad in ({"lora_rank": 0}, {"lm_loss_weight": -0.1}, {"lm_layers": 0}, {"lm_block_size": 1}):
@@ -233,7 +235,8 @@ def test_gpt2_backbone_lora_and_positions(dataset: TrajectoryDataset, text_file:
     agent = _agent(dataset, text_file, lm_source=str(folder), lm_layers=None)
     assert agent.lora_target_names == ("c_attn",)
     h, r = 32, 16
-    assert agent.num_params()[1] == 2 * r * (h + 3 * h) + _head_count(h, 12, 2, 100, mlp=True)
+    # per block: Q, K and V adapters (A r x h, B h x r each) and the c_attn bias (bias='lora_only')
+    assert agent.num_params()[1] == 2 * (3 * (r * h + h * r) + 3 * h) + _head_count(h, 12, 2, 100, mlp=True)
     wpe = agent.model.backbone.wpe
     assert isinstance(wpe, LanguageOnlyPositions)
     agent.model.eval()
@@ -281,3 +284,99 @@ def test_fit_reduces_decision_loss(dataset: TrajectoryDataset, text_file: str) -
     agent.fit(dataset, 60, eval_every=15, on_log=lambda s, m: logs.append((s, m)))
     assert [s for s, _ in logs] == [15, 30, 45, 60]
     assert logs[-1][1]["decision_loss"] < 0.6 * logs[0][1]["decision_loss"]
+
+
+# --- LoRA counts on small random GPT-2 and Llama configs (no hub, no tokenizer) ---------------------------
+
+
+def _patched_agent(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset, model: nn.Module,
+                   **overrides: Any) -> LaMoAgent:
+    monkeypatch.setattr(lamo, "load_backbone", lambda _spec: (model, None))
+    config = LaMoAgent.default_config(TASK).with_overrides({"lm_loss_weight": 0.0, **overrides})
+    return LaMoAgent(config, TaskSpec.from_task(TASK, dataset), seed=0)
+
+
+def _lm_trainable(agent: LaMoAgent) -> int:
+    """Trainable parameters inside the language model (LoRA and the adapted projections' biases)."""
+    return sum(p.numel() for n, p in agent.named_weights() if p.requires_grad and ".backbone." in n)
+
+
+def test_lora_count_closed_form_gpt2(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    h, layers, r = 48, 3, 8
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=h, n_layer=layers, n_head=4, n_positions=32))
+    agent = _patched_agent(monkeypatch, dataset, model, lm_source="gpt2", lora_rank=r, lora_alpha=2 * r)
+    # loralib MergedLinear(enable_lora=[True]*3): A (3r, h) + B (3h, r) per block, plus the c_attn bias (3h)
+    assert _lm_trainable(agent) == layers * (3 * r * h + 3 * h * r + 3 * h)
+    assert agent.num_params()[1] == _lm_trainable(agent) + _head_count(h, 12, 2, 100, mlp=True)
+    assert {n.rsplit(".", 1)[-1] for n, p in agent.named_weights() if p.requires_grad and ".h.0." in n} == {
+        "lora_A", "lora_B", "bias"}
+
+
+def test_lora_count_gpt2_small_is_the_official_0_88m() -> None:
+    """GPT-2 small (768 wide, 12 blocks, rank 16) built on the meta device: 884,736 LoRA weights, as the
+    official model prints, plus 27,648 c_attn biases."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    with torch.device("meta"):
+        model = GPT2LMHeadModel(GPT2Config())
+    config = LaMoAgent.default_config(get_task("halfcheetah-medium"))
+    targets, biases = lamo._inject_lora(model, config)
+    lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    assert targets == ("c_attn",) and lora == 12 * 6 * 16 * 768 == 884_736
+    assert sum(p.numel() for p in biases) == 12 * 3 * 768 == 27_648
+
+
+def test_lora_count_closed_form_llama(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    h, heads, kv_heads, layers, r = 48, 6, 2, 2, 8
+    kv = kv_heads * (h // heads)
+
+    def llama(bias: bool) -> nn.Module:
+        return LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=h, intermediate_size=96,
+                                            num_hidden_layers=layers, num_attention_heads=heads,
+                                            num_key_value_heads=kv_heads, attention_bias=bias))
+
+    lora = layers * r * ((h + h) + 2 * (h + kv))  # q: h -> h; k, v: h -> kv (grouped-query attention)
+    smol = _patched_agent(monkeypatch, dataset, llama(False), lora_rank=r)
+    assert smol.lora_target_names == ("q_proj", "k_proj", "v_proj")
+    assert _lm_trainable(smol) == lora  # SmolLM2-shaped: no attention biases to train
+    assert not any(p.requires_grad for n, p in smol.named_weights() if "o_proj" in n or "mlp" in n)
+    biased = _patched_agent(monkeypatch, dataset, llama(True), lora_rank=r)
+    assert _lm_trainable(biased) == lora + layers * (h + 2 * kv)  # q/k/v biases train, as bias='lora_only'
+    assert not any(p.requires_grad for n, p in biased.named_weights() if "o_proj" in n)
+
+
+def test_deviations_list_what_differs_from_the_official_run() -> None:
+    official = LaMoAgent.default_config(get_task("halfcheetah-medium")).with_overrides(
+        {"lm_source": "gpt2", "lm_corpus": "wikitext-103", "amp": False})
+    assert official.deviations() == [
+        "the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA leaves them out: "
+        "to_add_position_embeds=False)"]
+    quick = LaMoAgent.default_config(TASK).with_overrides(
+        {"lm_layers": 2, "lm_block_size": 32, "lm_batch_size": 1, "eval_mode": "cached"})
+    text = " | ".join(quick.deviations())
+    for part in ("eval_mode cached", "backbone smollm2-135m", "first 2 blocks", "python-docs",
+                 "1 x 32 tokens", "bf16"):
+        assert part in text
+    assert not any("position embeddings" in d for d in quick.deviations())  # RoPE: nothing to add
+    assert official.with_overrides({"lm_loss_weight": 0.0}).deviations() == []
+    assert any("experiment-atari" in d for d in LaMoAgent.default_config(get_task("pong-medium")).deviations())
+
+
+def test_optimizer_and_old_checkpoints(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset,
+                                       tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    agent = _patched_agent(monkeypatch, dataset, model, lm_source="gpt2", lora_rank=2)
+    optimizer, _ = agent._ensure_optimizer()
+    group = optimizer.param_groups[0]
+    assert (group["eps"], group["weight_decay"], group["lr"]) == (1e-6, 1e-5, pytest.approx(1e-4 / 2500))
+    agent.save(tmp_path / "ckpt")
+    old = torch.load(tmp_path / "ckpt" / "agent.pt", weights_only=True)
+    torch.save({**old, "format": 1}, tmp_path / "ckpt" / "agent.pt")  # before the official model (format 2)
+    with pytest.raises(BenchError, match="format 1, this version reads format 2"):
+        agent.load(tmp_path / "ckpt")

@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "bench.errors": 0, "bench.tasks": 0, "bench.data": 0, "bench.paths": 0, "bench.envs": 0, "bench.legacy_gym": 0,
     "agents": 1,
     "bench.evaluate": 2, "bench.trial": 2, "bench.orchestrator": 2, "bench.perf": 2, "bench.results": 2,
-    "bench.suites": 2, "bench.progress": 2, "bench.smoke_check": 2,
+    "bench.suites": 2, "bench.progress": 2, "bench.smoke_check": 2, "bench.deviations": 2,
     "bench.report": 3,
     "bench.cli": 4,
 }

@@ -1,4 +1,4 @@
-"""Suites, grid building, `bench run` end to end through Ray Tune, kill-and-resume, and a local Ray cluster."""
+"""Suites, grid building, `bench run` end to end through Ray Tune, signal-and-resume, and a local Ray cluster."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.orchestrator import build_grid
-from bench.suites import available_suites, get_profile, load_suite
+from bench.suites import SEEDED_EVALUATION, available_suites, get_profile, load_suite
 
 
 def test_packaged_suites_load() -> None:
@@ -31,7 +32,9 @@ def test_packaged_suites_load() -> None:
 
 
 def test_profiles_list_deviations() -> None:
-    assert get_profile("paper").deviations() == []
+    # The paper profile's run-level list holds only what every trial shares; the rest is per trial
+    # (tests/test_deviations.py).
+    assert get_profile("paper").deviations() == [SEEDED_EVALUATION]
     quick = get_profile("quick")
     assert any("training steps" in d for d in quick.deviations())
     assert any("lamo: lm_layers" in d for d in quick.deviations())
@@ -105,25 +108,52 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 
 
+def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: int, sig: signal.Signals,
+                  meanwhile: Callable[[int], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """Start `bench run`, send `sig` to its driver (what a scheduler or Ctrl+C does) once `finished` trials have
+    written their final row (after calling `meanwhile` with its pid), and wait for it to stop."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(trials.glob("*/final.json"))) < finished and proc.poll() is None:
+        time.sleep(0.2)
+    if meanwhile is not None:
+        meanwhile(proc.pid)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 @pytest.mark.slow
-def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
+def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)
     args = ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--seeds", "0,1,2,3",
             "--max-concurrent", "1", "--name", "killed"]
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
     trials = results / "killed" / "trials"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(trials.glob("*/final.json"))) < 1:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    _stop_ray_started_with(env)  # the killed driver's Ray processes (raylet, GCS, workers)
+
+    def second_run_is_refused(pid: int) -> None:
+        second = _bench(*args, "--resume", env=env)
+        assert second.returncode == 2 and f"run 'killed' is in use by pid {pid} on host" in second.stderr
+
+    stopped = _signal_after(args, env, trials, 1, signal.SIGTERM, meanwhile=second_run_is_refused)
+    assert stopped.returncode == 143, [line for line in stopped.stderr.splitlines() if "interrupt" in line]
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
+    assert len(lines) == 1 and "interrupted by SIGTERM" in lines[0] and lines[0].endswith("--name killed --resume")
+    assert "SIGTERM received" not in stopped.stderr and "PC: @" not in stopped.stderr  # no C++ stack dump
+    assert "Tuner.restore" not in stopped.stderr + stopped.stdout  # the way to resume is bench's, not Tune's
+    assert not (results / "killed" / "run.lock").exists()
+    merged = pd.read_parquet(results / "killed" / "final.parquet")  # tables merged on the way out
     finished_before = len(list(trials.glob("*/final.json")))
-    assert 1 <= finished_before < 4, "the kill should land after the first trial and before the last"
+    assert 1 <= len(merged) == finished_before < 4, "the signal should land after the first trial, before the last"
+    first = next(trials.glob("*/final.json")).parent
+    assert (first / "evals.parquet").stat().st_mode == (first / "final.json").stat().st_mode
     again = _bench(*args, env=env)  # without --resume: refuses, names the flag
     assert again.returncode == 2 and "--resume" in again.stderr
+    if finished_before < 3:
+        stopped = _signal_after([*args, "--resume"], env, trials, finished_before + 1, signal.SIGINT)
+        assert stopped.returncode == 130, [line for line in stopped.stderr.splitlines() if "interrupt" in line]
+        assert "interrupted by SIGINT" in stopped.stderr
     resumed = _bench(*args, "--resume", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     final = pd.read_parquet(results / "killed" / "final.parquet")
@@ -132,6 +162,8 @@ def test_kill_midway_then_resume_has_one_row_per_trial(reacher_data_root: Path, 
     evals = pd.read_parquet(results / "killed" / "evals.parquet")
     assert not evals.duplicated(["trial_id", "step", "rtg_target"]).any()
     assert len(evals) == 4 * 2  # 2 evaluations (steps 20, 40) per trial
+    manifest = json.loads((results / "killed" / "manifest.json").read_text())
+    assert len(manifest["trials"]) == 4 and all(t["definition"]["steps"] == 40 for t in manifest["trials"])
 
 
 def _free_port() -> int:

@@ -8,9 +8,11 @@ Store: methods lamo, dt, cql × tasks kitchen-partial (sparse) and hopper-medium
     hopper-medium 1      lamo 70 72 74 (72.0 ± 1.6)  dt 60 60 60 (60.0 ± 0.0)  cql 80 82 + 1 failed (81.0 ± 1.0)
     hopper-medium 0.1    lamo 50 55 60 (55.0 ± 4.1)  dt -10 x3 (-10.0 ± 0.0)  cql all 3 failed
 
-so bold/underline: (lamo, dt), (cql, lamo), (cql, lamo), (lamo, dt); LaMo vs DT: +25%, +50%, +20%, +650%;
-averages sparse lamo 40 / dt 30 / cql 18.5 (+33.3%), dense lamo 63.5 / dt 25 / cql 81 over 1 of 2 rows
-(+154%, cql unranked).
+so, by 95% bootstrap intervals of the mean: kitchen-partial 1 lamo and dt overlap (tied, underlined, no
+bold; cql is clearly below), kitchen-partial 0.1 cql and lamo overlap (tied; dt's interval ends below cql's),
+hopper-medium 1 cql clearly best (bold), hopper-medium 0.1 lamo clearly best (bold); LaMo vs DT: +25%, +50%,
++20%, +650% (every |DT| >= 5); averages sparse lamo 40 / dt 30 / cql 18.5 (+33.3%, lamo and dt tied), dense
+lamo 63.5 / dt 25 / cql 81 over 1 of 2 rows (+154%, lamo bold, cql unranked).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.lines import Line2D
 from PIL import Image
 
 from bench.errors import BenchError
 from bench.report import build_report
 from bench.report.robust import choose_methods_and_cells
 from bench.report.stats import learning_curves
-from bench.report.tables import improvement_pct, rank_marks
+from bench.report.tables import PCT_MIN_BASE, format_pct, improvement_pct, rank_marks
 
 REPS = 200
 SCORES: dict[tuple[str, float, str], list[float]] = {
@@ -64,9 +67,15 @@ def _write_run(root: Path, name: str, profile: str, scores: dict[tuple[str, floa
             chosen = targets[1] if variant != "cql" and ok else math.nan
             common = {"run": name, "trial_id": trial, "agent": variant, "variant": variant, "task": task,
                       "domain": domain, "reward_type": reward, "ratio": ratio, "seed": seed, "profile": profile}
+            # Every target's scores: the chosen one scores `score`, the other less (the cell rule picks the same).
+            every = [{"target": None if variant == "cql" else targets[1], "final": score, "last": score,
+                      "best": score}]
+            if variant != "cql":
+                every.insert(0, {"target": targets[0], "final": score - 100, "last": 0.0, "best": 0.0})
             finals.append({**common, "status": "ok" if ok else "failed",
                            "error": "" if ok else "RuntimeError: CUDA out of memory", "rtg_target": chosen,
-                           "final_score": score, "last_score": score, "best_score": score, "steps": 1000,
+                           "final_score": score, "last_score": score, "best_score": score,
+                           "target_scores": json.dumps(every if ok else []), "steps": 1000,
                            "evaluations": 3, "wall_time_s": 1.0, "params_total": 10, "params_trainable": 5,
                            "dataset_hash": "h", "dataset_source": "generated", "extra": "{}"})
             if not ok:
@@ -112,10 +121,26 @@ def _row(frame: pd.DataFrame, task: str, ratio: float | None = None) -> pd.Serie
 
 
 def test_rank_and_improvement_rules() -> None:
-    assert rank_marks({"a": 1.04, "b": 1.0, "c": 0.5}) == (["a", "b"], ["c"])  # equal at one decimal: tie
-    assert rank_marks({"a": 3.0, "b": math.nan}) == ([], [])
+    apart = {"a": (8.0, 12.0), "b": (4.0, 7.9), "c": (0.0, 1.0)}
+    assert rank_marks({"a": 10.0, "b": 6.0, "c": 0.5}, apart) == (["a"], [])  # clearly separated: bold
+    overlap = {**apart, "b": (4.0, 8.0)}  # b's upper bound reaches a's lower bound: not separable
+    assert rank_marks({"a": 10.0, "b": 6.0, "c": 0.5}, overlap) == ([], ["a", "b"])  # c stays unmarked
+    # A method without an interval (one seed) cannot be separated from the best.
+    assert rank_marks({"a": 10.0, "b": 6.0}, {"a": (8.0, 12.0)}) == ([], ["a", "b"])
+    assert rank_marks({"a": 10.0, "b": 6.0}) == ([], ["a", "b"])
+    # Equal at the decimal shown: tied whatever the intervals say.
+    assert rank_marks({"a": 1.04, "b": 1.0, "c": 0.5}, {"a": (1.04, 1.04), "b": (1.0, 1.0), "c": (0.5, 0.5)}) == (
+        [], ["a", "b"])
+    assert rank_marks({"a": 3.0, "b": math.nan}, {"a": (2.0, 4.0)}) == ([], [])  # one ranked method: no marks
+    # Intervals that touch, up to float noise, overlap: no bold.
+    assert rank_marks({"a": 10.0, "b": 6.0}, {"a": (25 / 3, 12.0), "b": (4.0, 8.333333333333332)}) == ([], ["a", "b"])
     assert improvement_pct(55.0, -10.0) == pytest.approx(650.0)
     assert math.isnan(improvement_pct(5.0, 0.0))
+    # The committed quick-sparse report's pointmaze-medium 0.1 row: +1397.6% over DT's -0.7 is no longer shown.
+    assert PCT_MIN_BASE == 5.0 and math.isnan(improvement_pct(8.8, -0.7))
+    assert format_pct(improvement_pct(8.8, -0.7), 8.8, -0.7) == "n/a (|DT| < 5)"
+    assert improvement_pct(6.0, -5.0) == pytest.approx(220.0) and format_pct(220.0, 6.0, -5.0) == "+220.0%"
+    assert format_pct(math.nan, math.nan, 3.0) == "-"  # LaMo missing: nothing to say, not "n/a (base)"
 
 
 @pytest.mark.slow
@@ -127,23 +152,32 @@ def test_score_table_numbers(report: Built) -> None:
     assert (r["lamo_mean"], r["dt_mean"], r["cql_mean"]) == pytest.approx((50.0, 40.0, 2.0))
     assert r["lamo_std"] == pytest.approx(math.sqrt(200 / 3))  # ddof=0
     assert r["cql_std"] == pytest.approx(math.sqrt(2 / 3))
-    assert (r["best"], r["second"]) == ("lamo", "dt")
+    # 95% intervals of the mean: lamo [40, 60] and dt [30, ~47] overlap, so no bold, both tied.
+    assert r["lamo_ci_low"] == pytest.approx(40.0) and r["lamo_ci_high"] == pytest.approx(60.0)
+    assert r["dt_ci_high"] >= r["lamo_ci_low"]
+    assert pd.isna(r["best"]) and r["tied"] == "lamo;dt"
     assert r["lamo_vs_dt_pct"] == pytest.approx(25.0)
+    assert r["lamo_minus_dt"] == pytest.approx(10.0)
+    assert r["lamo_minus_dt_ci_low"] < 10.0 < r["lamo_minus_dt_ci_high"]
     r = _row(frame, "kitchen-partial", 0.1)
-    assert (r["best"], r["second"], r["lamo_vs_dt_pct"]) == ("cql", "lamo", pytest.approx(50.0))
+    assert pd.isna(r["best"]) and (r["tied"], r["lamo_vs_dt_pct"]) == ("lamo;cql", pytest.approx(50.0))
     r = _row(frame, "hopper-medium", 1.0)
     assert (r["cql_mean"], r["cql_n"], r["cql_failed"]) == (pytest.approx(81.0), 2, 1)
     assert r["dt_std"] == 0.0
-    assert (r["best"], r["second"], r["lamo_vs_dt_pct"]) == ("cql", "lamo", pytest.approx(20.0))
+    assert r["lamo_ci_high"] < r["cql_ci_low"]  # [70, 73.3] vs [80, 82]: clearly separated
+    assert (r["best"], r["lamo_vs_dt_pct"]) == ("cql", pytest.approx(20.0)) and pd.isna(r["tied"])
     r = _row(frame, "hopper-medium", 0.1)
     assert math.isnan(r["cql_mean"]) and (r["cql_n"], r["cql_failed"]) == (0, 3)
-    assert (r["best"], r["second"], r["lamo_vs_dt_pct"]) == ("lamo", "dt", pytest.approx(650.0))
+    assert (r["best"], r["lamo_vs_dt_pct"]) == ("lamo", pytest.approx(650.0)) and pd.isna(r["tied"])
+    assert math.isnan(r["cql_ci_low"])  # no seed scored: no interval
     avg = _row(frame, "Average (sparse)")
     assert (avg["lamo_mean"], avg["dt_mean"], avg["cql_mean"]) == pytest.approx((40.0, 30.0, 18.5))
     assert avg["lamo_vs_dt_pct"] == pytest.approx(100 / 3)
+    assert pd.isna(avg["best"]) and avg["tied"] == "lamo;dt"  # [~32, ~48] and [~22, ~38] overlap
+    assert avg["lamo_ci_low"] < 40.0 < avg["lamo_ci_high"] and avg["lamo_minus_dt"] == pytest.approx(10.0)
     avg = _row(frame, "Average (dense)")
     assert (avg["lamo_mean"], avg["dt_mean"], avg["cql_mean"], avg["cql_n"]) == pytest.approx((63.5, 25.0, 81.0, 1))
-    assert (avg["best"], avg["second"]) == ("lamo", "dt")  # cql averages 1 of 2 rows: unranked
+    assert avg["best"] == "lamo" and pd.isna(avg["tied"])  # cql averages 1 of 2 rows: unranked
     assert avg["lamo_vs_dt_pct"] == pytest.approx(154.0)
 
 
@@ -158,23 +192,39 @@ def _md_row(md: str, *starts: str) -> str:
 def test_markdown_and_latex_emphasis(report: Built) -> None:
     out = report.out
     md = (out / "paper" / "tables" / "scores.md").read_text()
-    assert "| Reward | Task | Ratio | LaMo | DT | CQL | LaMo vs DT |" in md
+    assert "| Reward | Task | Ratio | LaMo | DT | CQL | LaMo - DT [95% CI] | LaMo vs DT | RTG target |" in md
+    frame = _scores(out)
+
+    def diff(task: str, ratio: float | None = None) -> str:
+        r = _row(frame, task, ratio)
+        return f"{r['lamo_minus_dt']:+.1f} [{r['lamo_minus_dt_ci_low']:+.1f}, {r['lamo_minus_dt_ci_high']:+.1f}]"
+
+    # Overlapping intervals: nobody bold, the tied methods underlined.
     assert _md_row(md, "sparse", "kitchen-partial", "1") == (
-        "| sparse | kitchen-partial | 1 | **50.0 ± 8.2** | <u>40.0 ± 8.2</u> | 2.0 ± 0.8 | +25.0% |")
+        "| sparse | kitchen-partial | 1 | <u>50.0 ± 8.2</u> | <u>40.0 ± 8.2</u> | 2.0 ± 0.8 | "
+        f"{diff('kitchen-partial', 1.0)} | +25.0% | 5 |")
     assert _md_row(md, "sparse", "kitchen-partial", "0.1") == (
-        "| sparse | kitchen-partial | 0.1 | <u>30.0 ± 8.2</u> | 20.0 ± 8.2 | **35.0 ± 0.8** | +50.0% |")
+        "| sparse | kitchen-partial | 0.1 | <u>30.0 ± 8.2</u> | 20.0 ± 8.2 | <u>35.0 ± 0.8</u> | "
+        f"{diff('kitchen-partial', 0.1)} | +50.0% | 5 |")
+    # Clearly separated: bold, nothing underlined.
     assert _md_row(md, "dense", "hopper-medium", "1") == (
-        "| dense | hopper-medium | 1 | <u>72.0 ± 1.6</u> | 60.0 ± 0.0 | **81.0 ± 1.0 (1/3 failed)** | +20.0% |")
+        "| dense | hopper-medium | 1 | 72.0 ± 1.6 | 60.0 ± 0.0 | **81.0 ± 1.0 (1/3 failed)** | "
+        f"{diff('hopper-medium', 1.0)} | +20.0% | 3600 |")
     # An all-failed cell says so; it is never shown as a zero.
     assert _md_row(md, "dense", "hopper-medium", "0.1") == (
-        "| dense | hopper-medium | 0.1 | **55.0 ± 4.1** | <u>-10.0 ± 0.0</u> | failed (3/3) | +650.0% |")
+        "| dense | hopper-medium | 0.1 | **55.0 ± 4.1** | -10.0 ± 0.0 | failed (3/3) | +65.0 [+60.0, +70.0] | "
+        "+650.0% | 3600 |")  # DT's seeds are all -10, LaMo's 50/55/60: the difference interval is exact
     assert _md_row(md, "**dense**", "**Average (dense)**") == (
-        "| **dense** | **Average (dense)** |  | **63.5** | <u>25.0</u> | 81.0 (1/2 rows) | **+154.0%** |")
+        f"| **dense** | **Average (dense)** |  | **63.5** | 25.0 | 81.0 (1/2 rows) | {diff('Average (dense)')} | "
+        "+154.0% |  |")
+    for text in ("lies above every other method's interval", "underlined as tied", "at least 5 points"):
+        assert text in md
     assert "profile 'paper'" in md.lower() or "Profile 'paper'" in md
     tex = (out / "paper" / "tables" / "scores.tex").read_text()
-    assert r"\textbf{50.0 $\pm$ 8.2}" in tex and r"\underline{40.0 $\pm$ 8.2}" in tex
-    assert r"+25.0\%" in tex and r"\textbf{+154.0\%}" in tex and "failed (3/3)" in tex
-    assert r"\underline{$-$10.0 $\pm$ 0.0}" in tex and r"\textbar{}DT\textbar{}" in tex  # no OT1 dash/em-dash
+    assert r"\underline{50.0 $\pm$ 8.2}" in tex and r"\underline{40.0 $\pm$ 8.2}" in tex
+    assert r"\textbf{55.0 $\pm$ 4.1}" in tex and r"\textbf{63.5}" in tex and "underlined as tied" in tex
+    assert r"+25.0\%" in tex and r"+154.0\%" in tex and "failed (3/3)" in tex
+    assert r"$-$10.0 $\pm$ 0.0" in tex and r"\textbar{}DT\textbar{}" in tex  # no OT1 dash/em-dash
     assert r"\begin{tabular}" in tex and r"\end{table}" in tex
 
 
@@ -194,7 +244,25 @@ def test_paper_comparison(report: Built) -> None:
     assert "| LaMo (ours) | LaMo (paper) |" in md and "46.6 ± 5.3" in md
 
 
-@pytest.mark.slow
+def test_paper_comparison_marks_numbers_inside_our_interval(report: Built) -> None:
+    out = report.out
+    frame = pd.read_csv(out / "paper" / "tables" / "paper_comparison.csv")
+    kitchen = _row(frame, "kitchen-partial", 1.0)
+    assert (kitchen["lamo_ours_ci_low"], kitchen["lamo_ours_ci_high"]) == pytest.approx((40.0, 60.0))
+    assert kitchen["lamo_paper_in_ci"] == True  # noqa: E712  (46.6 in [40, 60]; CSV round trip gives numpy bool)
+    assert kitchen["cql_paper_in_ci"] == False  # noqa: E712  (0.2 below our [1, 2.7])
+    hopper = _row(frame, "hopper-medium", 0.1)
+    assert hopper["lamo_paper_in_ci"] == False  # noqa: E712  (73.7 above our [50, 60])
+    assert pd.isna(hopper["cql_paper_in_ci"])  # every seed failed: no interval, no verdict
+    md = (out / "paper" / "tables" / "paper_comparison.md").read_text()
+    row = _md_row(md, "kitchen-partial", "1")
+    assert "| 50.0 ± 8.2 [40.0, 60.0] | 46.6 ± 5.3 (in CI) |" in row and "| 0.2 ± 1.0 |" in row
+    row = _md_row(md, "hopper-medium", "0.1")
+    assert "| 73.7 ± 3.5 |" in row and "(in CI)" not in row.split("|")[5]
+    assert "'(in CI)': the paper's mean lies inside our interval" in md
+    assert "(in CI)" in (out / "paper" / "tables" / "paper_comparison.tex").read_text()
+
+
 def test_failed_trials_listed(report: Built) -> None:
     out, summary = report.out, report.summary
     failed = pd.read_csv(out / "paper" / "tables" / "failed_trials.csv")
@@ -234,7 +302,8 @@ def test_index_references_everything(report: Built) -> None:
                   "Failed trials", "Robust aggregates", "Probability of improvement"):
         assert title in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
-    assert "<b>50.0 ± 8.2</b>" in page and "<u>40.0 ± 8.2</u>" in page
+    assert "<u>50.0 ± 8.2</u>" in page and "<u>40.0 ± 8.2</u>" in page and "<b>55.0 ± 4.1</b>" in page
+    assert "underlined as tied" in page and "(in CI)" in page
     assert (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())["reps"] == REPS
 
 
@@ -331,8 +400,144 @@ def test_degenerate_run_still_reports(tmp_path: Path) -> None:
     info = build_report([run], out, reps=REPS)["profiles"]["smoke"]
     md = (out / "smoke" / "tables" / "scores.md").read_text()
     row = _md_row(md, "sparse", "kitchen-partial", "1")
-    assert row == "| sparse | kitchen-partial | 1 | 15.0 ± 5.0 | failed (1/1) | - |"  # no bold: one scored method
+    assert row == "| sparse | kitchen-partial | 1 | 15.0 ± 5.0 | failed (1/1) | - | - | 5 |"  # no marks: one scored
     assert "learning_curves" not in info["figures"] and "probability_of_improvement" not in info["figures"]
     assert any("no evals.parquet" in n for n in info["notes"])
     assert any("so no P(LaMo > X)" in n for n in info["notes"]) and "robust_improvement" not in info["tables"]
     assert set(pd.read_csv(out / "smoke" / "robust" / "aggregates.csv")["method"]) == {"lamo"}
+
+
+def _target_run(root: Path, with_target_scores: bool = True) -> Path:
+    """LaMo on kitchen-partial at ratio 1, targets 4 and 5, where each seed's best target is not the cell's:
+
+        seed   target 4   target 5   seed's best
+        0      60         10         60 (target 4)
+        1       0         50         50 (target 5)
+        2       0         50         50 (target 5)
+        mean   20         36.7       53.3
+
+    The cell is scored at target 5 (highest mean): 36.7 ± 18.9, not the per-seed-best 53.3.
+    """
+    run = root / "targets"
+    run.mkdir(parents=True)
+    per_seed = [(60.0, 10.0), (0.0, 50.0), (0.0, 50.0)]
+    finals = []
+    for seed, (t4, t5) in enumerate(per_seed):
+        best_target, best = (4.0, t4) if t4 > t5 else (5.0, t5)
+        row: dict[str, Any] = {
+            "run": "targets", "trial_id": f"lamo-s{seed}", "agent": "lamo", "variant": "lamo",
+            "task": "kitchen-partial", "domain": "kitchen", "reward_type": "sparse", "ratio": 1.0, "seed": seed,
+            "profile": "paper", "status": "ok", "error": "", "rtg_target": best_target, "final_score": best,
+            "last_score": best, "best_score": best, "steps": 1000, "evaluations": 3, "wall_time_s": 1.0,
+            "params_total": 10, "params_trainable": 5, "dataset_hash": "h", "dataset_source": "generated",
+            "extra": "{}"}
+        if with_target_scores:
+            row["target_scores"] = json.dumps([{"target": 4.0, "final": t4, "last": t4, "best": t4},
+                                               {"target": 5.0, "final": t5, "last": t5, "best": t5}])
+        finals.append(row)
+    pd.DataFrame(finals).to_parquet(run / "final.parquet", index=False)
+    return run
+
+
+def test_one_target_per_cell_not_per_seed(tmp_path: Path) -> None:
+    from bench.report.stats import select_cell_targets
+
+    run = _target_run(tmp_path / "results")
+    final = pd.read_parquet(run / "final.parquet")
+    rescored, means, notes = select_cell_targets(final)
+    assert notes == []
+    assert list(rescored["rtg_target"]) == [5.0, 5.0, 5.0]
+    assert list(rescored["final_score"]) == [10.0, 50.0, 50.0]
+    assert list(rescored["seed_best_score"]) == [60.0, 50.0, 50.0]  # the trial's own pick stays visible
+    assert list(rescored["target_choice"]) == ["cell"] * 3
+    assert means.set_index("rtg_target")["mean_final"].to_dict() == pytest.approx({4.0: 20.0, 5.0: 110 / 3})
+    assert means.loc[means["chosen"], "rtg_target"].tolist() == [5.0]
+
+    out = tmp_path / "report"
+    build_report([run], out, reps=REPS)
+    r = _row(_scores(out), "kitchen-partial", 1.0)
+    assert r["lamo_mean"] == pytest.approx(110 / 3)  # per-seed best would give 53.3
+    assert (float(r["rtg_target"]), float(r["lamo_rtg_target"])) == (5.0, 5.0)
+    md = (out / "paper" / "tables" / "scores.md").read_text()
+    assert _md_row(md, "sparse", "kitchen-partial", "1").endswith("| 5 |")
+    assert "one per task × ratio cell for all seeds" in md and "best per seed" not in md
+    targets = pd.read_csv(out / "paper" / "tables" / "targets.csv")
+    assert len(targets) == 2 and targets.loc[targets["chosen"], "rtg_target"].tolist() == [5.0]
+    trials = pd.read_csv(out / "paper" / "tables" / "trials.csv").sort_values("seed")
+    assert trials["seed_best_target"].tolist() == [4.0, 5.0, 5.0]
+
+
+def test_results_without_per_target_scores_are_flagged(tmp_path: Path) -> None:
+    run = _target_run(tmp_path / "results", with_target_scores=False)
+    out = tmp_path / "report"
+    info = build_report([run], out, reps=REPS)["profiles"]["paper"]
+    r = _row(_scores(out), "kitchen-partial", 1.0)
+    assert r["lamo_mean"] == pytest.approx(160 / 3) and r["rtg_target"] == "best per seed"
+    assert any("own best return-to-go target, which is optimistic" in n for n in info["notes"])
+    assert "(optimistic)" in (out / "paper" / "tables" / "scores.md").read_text()
+
+
+def test_percentage_suppressed_over_a_near_zero_base(tmp_path: Path) -> None:
+    """DT near 0 (as in the quick-sparse report's +1397.6%): the difference is shown, the percentage is not."""
+    from bench.report.render import to_latex, to_markdown
+    from bench.report.stats import cell_stats, select_cell_targets
+    from bench.report.tables import score_table
+
+    scores = {("kitchen-partial", 1.0, "lamo"): [8.0, 9.0, 10.0], ("kitchen-partial", 1.0, "dt"): [-1.0, 0.0, -1.1],
+              ("kitchen-partial", 0.1, "lamo"): [30.0, 30.0, 30.0], ("kitchen-partial", 0.1, "dt"): [20.0, 20.0, 20.0]}
+    run = _write_run(tmp_path / "results", "near-zero", "paper", scores)
+    final, _, _ = select_cell_targets(pd.read_parquet(run / "final.parquet"))
+    built = score_table(cell_stats(final), "paper", reps=REPS)  # the tables only: no figures needed here
+    frame = built.frame
+    r = _row(frame, "kitchen-partial", 1.0)
+    assert math.isnan(r["lamo_vs_dt_pct"])  # (9 - (-0.7)) / 0.7 would be +1386%
+    assert r["lamo_minus_dt"] == pytest.approx(9.0 + 2.1 / 3)
+    assert r["lamo_minus_dt_ci_low"] > 0  # the difference itself is clear: LaMo's seeds all beat DT's
+    r = _row(frame, "kitchen-partial", 0.1)
+    assert r["lamo_vs_dt_pct"] == pytest.approx(50.0) and r["lamo_minus_dt"] == pytest.approx(10.0)
+    avg = _row(frame, "Average (sparse)")  # DT averages (-0.7 + 20) / 2 = 9.65: large enough
+    assert avg["lamo_vs_dt_pct"] == pytest.approx((19.5 - (20 - 2.1 / 3) / 2) / ((20 - 2.1 / 3) / 2) * 100)
+    md = to_markdown(built.table)
+    row = _md_row(md, "sparse", "kitchen-partial", "1")
+    assert row.endswith(" | n/a (\\|DT\\| < 5) | 5 |") and "%" not in row
+    assert r"n/a (\textbar{}DT\textbar{} $<$ 5)" in to_latex(built.table)
+
+
+def test_difference_interval_is_reproducible_and_leaves_global_rng_alone() -> None:
+    from bench.report.robust import difference_interval, mean_interval
+
+    x, y = np.array([[40.0], [50.0], [60.0]]), np.array([[30.0], [40.0], [50.0]])
+    np.random.seed(123)
+    expected = np.random.random(3)
+    np.random.seed(123)
+    first = difference_interval(x, y, REPS)
+    assert np.array_equal(np.random.random(3), expected)  # the caller's stream is untouched
+    assert difference_interval(x, y, REPS) == first and first[0] < 10.0 < first[1]
+    assert all(math.isnan(v) for v in difference_interval(x[:1], y, REPS))  # one run: nothing to resample
+    lo, hi = mean_interval(x, REPS)
+    assert 40.0 <= lo < 50.0 < hi <= 60.0  # a percentile interval of the mean stays within the seeds' range
+    assert all(math.isnan(v) for v in mean_interval(x[:1], REPS))
+
+
+def test_identical_learning_curves_stay_distinguishable() -> None:
+    """Two methods whose curves coincide exactly (both stuck at 0) are both visible and tellable apart."""
+    from matplotlib.colors import to_hex
+
+    from bench.report import figures
+    from bench.report.style import method_colors
+
+    rows = [{"profile": "paper", "reward_type": "sparse", "task": "kitchen-partial", "ratio": 1.0, "variant": v,
+             "step": step, "mean": 0.0, "std": 0.0, "n": 3} for v in ("lamo", "dt") for step in STEPS]
+    curves = pd.DataFrame(rows)
+    colors = method_colors(["lamo", "dt"])
+    fig = figures.learning_curves(curves, "paper", colors, {"lamo": "lamo", "dt": "dt"})
+    assert fig is not None
+    lines = {to_hex(str(line.get_color())): line for line in fig.axes[0].get_lines()}
+    lamo, dt = lines[to_hex(colors["lamo"])], lines[to_hex(colors["dt"])]
+    assert np.array_equal(lamo.get_ydata(), dt.get_ydata())  # the data are not shifted...
+    assert lamo.get_linestyle() != dt.get_linestyle() and lamo.get_marker() != dt.get_marker()
+    # ...but the one drawn underneath is wider with bigger markers, so the one on top never hides it.
+    under, top = sorted((lamo, dt), key=lambda line: line.get_zorder())
+    assert under.get_linewidth() > top.get_linewidth() and under.get_markersize() > top.get_markersize()
+    legend = {h.get_label(): h for h in fig.legends[0].legend_handles if isinstance(h, Line2D)}
+    assert legend["LaMo"].get_marker() == lamo.get_marker() and legend["DT"].get_linestyle() == dt.get_linestyle()

@@ -1,11 +1,22 @@
 """The trajectory transformer shared by Decision Transformer and LaMo.
 
 A trajectory is read as interleaved tokens (R_1, s_1, a_1, R_2, s_2, a_2, ...): return-to-go, state and action
-of each step, each embedded on its own (linear for DT, a two-layer GELU MLP for LaMo) plus a learned timestep
-embedding, then LayerNorm. A causal decoder reads the tokens and the action a_t is predicted from the hidden
-state of the s_t token. The decoder is pluggable: by default a randomly initialised GPT-2 (DT), or any
-transformers decoder *inner* model (GPT-2, Llama-style) taking `inputs_embeds`, a 4-D attention mask,
-`position_ids` and a cache, so LaMo can pass a pre-trained language model of another width.
+of each step, each embedded on its own (linear for DT; for LaMo the official residual MLP
+`fc2(GELU(fc1 x)) + fc1 x`), LayerNorm over the tokens, then a learned timestep embedding added. A causal
+decoder reads the tokens and the action a_t is predicted from the hidden state of the s_t token (LaMo: the
+official `MLPBlock` hidden -> GELU -> act with no tanh; DT: Linear + Tanh).
+
+Token order. The LaMo code (srzer/LaMo-2023 @ 3e4fcc8, experiment-d4rl/decision_transformer/models/
+decision_transformer.py, `forward`) normalises first and adds time after: `embed_ln(stack(R, s, a)) +
+time.repeat_interleave(3)`. Its DT baseline is the very same class (`model_type=dt` without `pretrained_lm`,
+experiment.py), so the paper's DT numbers come from that order too, and DT follows it here. The original DT code
+(kzl/decision-transformer, gym/decision_transformer/models/decision_transformer.py) adds time *before* embed_ln;
+LaMo's Atari code (experiment-atari/model.py) does the same, so pixel tasks keep that order
+(`TrajectoryModelConfig.time_before_ln`, set by the agents for pixel observations).
+
+The decoder is pluggable: by default a randomly initialised GPT-2 (DT), or any transformers decoder *inner*
+model (GPT-2, Llama-style) taking `inputs_embeds`, a 4-D attention mask, `position_ids` and a cache, so LaMo
+can pass a pre-trained language model of another width.
 
 Absolute position embeddings are not used: the timestep embedding carries time, as in the DT reference. For the
 GPT-2 built here `wpe` is replaced by a module returning zeros (`disable_position_embeddings`); RoPE backbones
@@ -63,9 +74,13 @@ class TrajectoryModelConfig:
     n_head: int = 1
     activation: str = "relu"  # GPT-2 MLP activation; the DT reference uses ReLU
     dropout: float = 0.1
-    mlp_embedding: bool = False  # LaMo: u(x) = W1 GELU(W0 x) instead of a linear map
-    mlp_head: bool = False  # LaMo: hidden -> hidden -> act_dim instead of one linear layer
-    action_tanh: bool = True  # squash continuous actions into [-1, 1]
+    # LaMo: u(x) = W1 GELU(W0 x) + W0 x (official ResidualBlock, experiment-d4rl .../models/utils.py)
+    mlp_embedding: bool = False
+    # LaMo: hidden -> GELU -> act_dim, no tanh (official MLPBlock); otherwise one Linear (+ Tanh, `action_tanh`)
+    mlp_head: bool = False
+    action_tanh: bool = True  # squash continuous actions of the *linear* head into [-1, 1] (official DT path)
+    # Add the timestep embedding before embed_ln (original DT, LaMo's Atari code) instead of after it (LaMo d4rl).
+    time_before_ln: bool = False
     # Full observation shape; a 3-D one (frames, height, width) of uint8 pixels gets the CNN state encoder.
     obs_shape: tuple[int, ...] = ()
 
@@ -120,9 +135,29 @@ def _cache_kwarg(backbone: nn.Module) -> str:
 # --- embeddings and heads ---------------------------------------------------------------------------------
 
 
+class ResidualMLP(nn.Module):
+    """LaMo's MLP embedding: `fc2(GELU(h)) + h` with `h = fc1(x)`.
+
+    The residual is the official one (srzer/LaMo-2023 @ 3e4fcc8, experiment-d4rl/decision_transformer/models/
+    utils.py `ResidualBlock`; experiment-atari/model.py `ResidualEmbedBlock` uses an nn.Embedding as fc1 for
+    discrete actions). The paper's formula u(x) = W1 GELU(W0 x) leaves it out; the code decides.
+    """
+
+    def __init__(self, fc1: nn.Module, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = fc1
+        self.activation = nn.GELU()
+        self.fc2 = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)
+        out: torch.Tensor = self.fc2(self.activation(h)) + h
+        return out
+
+
 def _vector_embedding(in_dim: int, hidden: int, mlp: bool) -> nn.Module:
     if mlp:
-        return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        return ResidualMLP(nn.Linear(in_dim, hidden), hidden)
     return nn.Linear(in_dim, hidden)
 
 
@@ -156,8 +191,17 @@ class PixelStateEncoder(nn.Module):
 
 def _discrete_embedding(num: int, hidden: int, mlp: bool) -> nn.Module:
     if mlp:
-        return nn.Sequential(nn.Embedding(num, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        return ResidualMLP(nn.Embedding(num, hidden), hidden)
     return nn.Embedding(num, hidden)
+
+
+def action_head(hidden: int, act_dim: int, mlp: bool, tanh: bool) -> nn.Sequential:
+    """The action head. LaMo's MLP head is the official `MLPBlock(hidden, act, hidden)`: Linear, GELU, Linear,
+    and no tanh (experiment-d4rl decision_transformer.py builds it without one whenever mlp_embedding is on).
+    The linear head is DT's Linear + Tanh (continuous) or plain logits (discrete)."""
+    if mlp:
+        return nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, act_dim))
+    return nn.Sequential(nn.Linear(hidden, act_dim), *([nn.Tanh()] if tanh else []))
 
 
 def attention_bias(query_pos: torch.Tensor, key_pos: torch.Tensor, band: int, dtype: torch.dtype,
@@ -222,13 +266,8 @@ class TrajectoryModel(nn.Module):
         else:
             self.embed_action = _vector_embedding(config.act_dim, hidden, mlp)
         self.embed_ln = nn.LayerNorm(hidden)
-        head: list[nn.Module] = []
-        if config.mlp_head:
-            head += [nn.Linear(hidden, hidden), nn.GELU()]
-        head.append(nn.Linear(hidden, config.act_dim))
-        if config.action_tanh and not config.discrete:
-            head.append(nn.Tanh())
-        self.predict_action = nn.Sequential(*head)
+        self.predict_action = action_head(hidden, config.act_dim, config.mlp_head,
+                                          config.action_tanh and not config.discrete)
 
     @property
     def band(self) -> int:
@@ -255,14 +294,19 @@ class TrajectoryModel(nn.Module):
         evaluator keeps those for pixel tasks instead of re-running the CNN on K frame stacks every step.
         """
         b, t = timesteps.shape
-        time = self._time(timesteps)
-        r = self.embed_return(self._float(returns_to_go)) + time
-        states = self._float(observations) if states_embedded else self.embed_state(
+        r = self.embed_return(self._float(returns_to_go))
+        s = self._float(observations) if states_embedded else self.embed_state(
             self._float(observations.reshape(b, t, -1)))
-        s = states + time
-        a = self._action(actions) + time
+        a = self._action(actions)
         tokens = torch.stack((r, s, a), dim=2).reshape(b, TOKENS_PER_STEP * t, self.hidden_size)
-        return self.embed_ln(tokens)
+        return self._with_time(tokens, self._time(timesteps).repeat_interleave(TOKENS_PER_STEP, dim=1))
+
+    def _with_time(self, tokens: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (B, N, H) and each token's timestep embedding -> the decoder's input (module doc)."""
+        if self.config.time_before_ln:
+            out: torch.Tensor = self.embed_ln(tokens + time)
+            return out
+        return self.embed_ln(tokens) + time
 
     def _decode(self, tokens: torch.Tensor, bias: torch.Tensor | None, positions: torch.Tensor,
                 cache: DynamicCache | None = None) -> torch.Tensor:
@@ -343,13 +387,15 @@ class TrajectoryModel(nn.Module):
         """
         b = timestep.shape[0]
         time = self._time(timestep)
-        parts = []
+        parts, times = [], []
         if previous_action is not None:
             # a_{t-1} carries the timestep of its own step, as in the window.
-            parts.append(self._action(previous_action) + self._time(timestep - 1))
-        parts.append(self.embed_return(self._float(return_to_go)) + time)
-        parts.append(self.embed_state(self._float(observation.reshape(b, -1))) + time)
-        tokens = self.embed_ln(torch.stack(parts, dim=1))
+            parts.append(self._action(previous_action))
+            times.append(self._time(timestep - 1))
+        parts.append(self.embed_return(self._float(return_to_go)))
+        parts.append(self.embed_state(self._float(observation.reshape(b, -1))))
+        times += [time, time]
+        tokens = self._with_time(torch.stack(parts, dim=1), torch.stack(times, dim=1))
         n = tokens.shape[1]
         past = state.cached_tokens()
         positions = torch.arange(state.length, state.length + n, device=tokens.device)

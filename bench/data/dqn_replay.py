@@ -6,11 +6,19 @@ A run's `replay_logs/` folder holds, per checkpoint ("epoch") i, four gzipped `.
 clipped to [-1, 1] by the DQN agent that stored them) and terminal (uint8). d4rl-atari's download cache names
 the same arrays `<i>/<name>.gz`; both layouts are read. A run has 50 checkpoints of 1M transitions each.
 
-The paper's "medium" data (DT's and LaMo's Atari code) is 1% of the replay, 500K transitions made of whole
-episodes drawn from the buffers. Here the budget is split evenly over the checkpoints present, and each
-checkpoint contributes its complete episodes in order (the partial episode at the start of a checkpoint,
-which began in the previous one, and the unfinished one at its end are dropped). d4rl-atari's "medium" is
-checkpoint 10 alone: pass `epochs=(10,)` and no budget.
+The LaMo paper's Atari "medium" data is d4rl-atari's `{game}-medium-v0` (`srzer/LaMo-2023` at 3e4fcc8,
+`experiment-atari/buffer.py` calls `env.get_dataset()` of a d4rl_atari env with `dataset_type: medium` from
+`cfgs/config.yaml`): DQN-replay run 1, checkpoint (epoch) 10 alone, all of its 1M transitions.
+`load_d4rl_atari_medium` reads that slice as the official buffer does: every transition is kept, the leading
+segment (an episode that began in checkpoint 9) as a trajectory of its own and the unfinished one at the end
+too (the official buffer forces a terminal on the last step; here it is a timeout, which is what it is).
+The official buffer then draws trajectories with probability proportional to their length
+(`sample_type: traj_length`), which `bench.data.sampler.WindowSampler` does as well. Remaining difference:
+for sample ratios below 1 the official buffer keeps `floor(n * ratio)` trajectories drawn without
+replacement with length-proportional weights; this project subsamples trajectories uniformly by its
+cross-task protocol (bench.data.subsample). `load_dqn_replay` also reads other slices: DT's original
+"1% of the replay" (500K transitions of whole episodes, spread evenly over the checkpoints present) with its
+defaults, or any checkpoints and budget.
 
 Arrays are decompressed once into an uncompressed `.npy` cache beside the data root and then memory-mapped,
 so a 7 GB frame array is paged in as the sampler touches it; frames stay single and are stacked when read
@@ -34,7 +42,9 @@ from bench.errors import BenchError
 
 ARRAYS = ("observation", "action", "reward", "terminal")
 FRAME_STACK = 4
-MEDIUM_TRANSITIONS = 500_000  # 1% of a 50M-transition DQN-replay run (DT and LaMo Atari code)
+MEDIUM_TRANSITIONS = 500_000  # 1% of a 50M-transition DQN-replay run (DT's original Atari code)
+# d4rl-atari `-medium-v0`: checkpoint 10 of run 1 (the run is the data source's folder, e.g. Pong/1).
+D4RL_ATARI_MEDIUM_EPOCH = 10
 _DOPAMINE = re.compile(r"^\$store\$_(observation|action|reward|terminal)_ckpt\.(\d+)\.gz$")
 
 
@@ -117,13 +127,17 @@ def _episode_span(terminals: np.ndarray, budget: int | None, keep_first: bool) -
 
 def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None = None,
                     transitions: int | None = MEDIUM_TRANSITIONS, cache_root: Path | None = None,
-                    keep_first_episode: bool = False) -> TrajectoryDataset:
+                    keep_first_episode: bool = False, partial_episodes: bool = False) -> TrajectoryDataset:
     """Complete episodes from the DQN-replay checkpoints under `path` (see the module docstring).
 
     `epochs` picks checkpoints (default: all present); `transitions` caps the total (None: everything).
     `keep_first_episode` keeps each checkpoint's first episode, for data written episode-aligned (the
-    generated substitute), where nothing began in an earlier checkpoint.
+    generated substitute), where nothing began in an earlier checkpoint. `partial_episodes` keeps every
+    transition of each checkpoint, its leading partial episode and its unfinished last one (ending in a
+    timeout), as the official LaMo Atari buffer does; it needs `transitions=None`.
     """
+    if partial_episodes and transitions is not None:
+        raise BenchError("partial_episodes keeps whole checkpoints; pass transitions=None with it")
     from bench.paths import data_root
 
     files = checkpoint_files(path)
@@ -145,9 +159,16 @@ def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None =
         shapes = {k: v.shape for k, v in arrays.items()}
         if any(v.shape[0] != n for v in arrays.values()) or arrays["observation"].ndim != 3:
             raise BenchError(f"DQN-replay checkpoint {epoch} under {path} has mismatched arrays {shapes}")
-        start, end = _episode_span(np.asarray(arrays["terminal"]).astype(bool), per_ckpt, keep_first_episode)
+        terminal = np.asarray(arrays["terminal"]).astype(bool)
+        if partial_episodes:
+            start, end = 0, n
+        else:
+            start, end = _episode_span(terminal, per_ckpt, keep_first_episode)
         if end > start:
-            parts.append({k: v[start:end] for k, v in arrays.items()})
+            part = {k: v[start:end] for k, v in arrays.items()}
+            timeout = np.zeros(end - start, bool)
+            timeout[-1] = not terminal[end - 1]  # only with partial_episodes: the unfinished last episode
+            parts.append({**part, "timeout": timeout})
     if not parts:
         raise BenchError(f"DQN-replay data under {path} holds no complete episode in checkpoints {chosen}")
 
@@ -159,6 +180,22 @@ def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None =
     return TrajectoryDataset.from_flat(
         observations=joined("observation"), actions=np.asarray(joined("action")).astype(np.int64),
         rewards=np.asarray(joined("reward"), np.float32), terminals=terminals,
-        timeouts=np.zeros_like(terminals), name=name,
+        timeouts=np.asarray(joined("timeout"), bool), name=name,
         metadata={"frame_stack": FRAME_STACK, "dqn_replay_epochs": chosen, "dqn_replay_path": str(path)},
     )
+
+
+def load_d4rl_atari_medium(path: Path, name: str = "", cache_root: Path | None = None) -> TrajectoryDataset:
+    """d4rl-atari's `-medium-v0` slice of a DQN-replay run, as the official LaMo Atari code reads it.
+
+    Checkpoint 10 only, all of its transitions (see the module docstring); a run without checkpoint 10 is
+    refused with the checkpoints it has.
+    """
+    files = checkpoint_files(path)
+    if files and D4RL_ATARI_MEDIUM_EPOCH not in files:
+        raise BenchError(
+            f"DQN-replay run {path} has no checkpoint {D4RL_ATARI_MEDIUM_EPOCH}, which is d4rl-atari's 'medium' "
+            f"slice (the LaMo paper's data); present: {sorted(files)}"
+        )
+    return load_dqn_replay(path, name=name, epochs=(D4RL_ATARI_MEDIUM_EPOCH,), transitions=None,
+                           cache_root=cache_root, partial_episodes=True)

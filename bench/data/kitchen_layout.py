@@ -4,6 +4,13 @@ D4RL kitchen observations are [robot joint positions (9), object joint positions
 goal vector is zero except at the object-position indices of the task's subtasks, which hold their target
 positions. gymnasium-robotics' `observation` is [robot qpos (9), robot qvel (9), object qpos (21), object
 qvel (20)] and the goals come as a dict, so policies trained on D4RL-format data need this mapping.
+
+D4RL's hdf5 files fill the goal slots the same way: scripts/generation/generate_kitchen_datasets.py
+(Farama-Foundation/D4RL, commit 89141a6) overwrites every observation's `[30:]` with the environment's
+`_get_task_goal()`, which is zero except the task's subtasks' OBS_ELEMENT_GOALS at their OBS_ELEMENT_INDICES
+(d4rl/kitchen/kitchen_envs.py); Minari's D4RL/kitchen-v2 `desired_goal` holds exactly those subtasks, with
+gymnasium-robotics' goal values, which equal D4RL's. So a D4RL file and a flattened Minari file of the same
+task agree slot for slot (tests/test_kitchen.py builds a small D4RL-layout file and checks this).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ this harness have no route to the D4RL, Minari or DQN-replay servers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,10 @@ def load_source(task: Task, source: DataSource, download: bool = False) -> Traje
             _download_minari(source.id)
         ds = load_minari_path(path, name=name)
     else:
-        from bench.data.dqn_replay import load_dqn_replay
+        from bench.data.dqn_replay import load_d4rl_atari_medium
 
-        ds = load_dqn_replay(source_path(source), name=name)
+        # The paper's Atari data: d4rl-atari's medium slice (run 1, checkpoint 10, 1M transitions).
+        ds = load_d4rl_atari_medium(source_path(source), name=name)
     ds.metadata["source"] = str(source)
     return ds
 
@@ -164,9 +166,40 @@ def resolve_source(task: Task, source: str | None = None) -> DataSource:
     raise BenchError(f"no dataset for {task.name} under {data_root()}; to get one: {hints}")
 
 
+CARD_FILE = "card.json"  # the dataset card `bench data build` writes next to a generated dataset
+
+
+def card_hash(source: DataSource) -> str | None:
+    """The content hash a dataset's card records (generated datasets), or None when there is no card."""
+    card = source_path(source) / CARD_FILE
+    if not card.is_file():
+        return None
+    try:
+        doc = json.loads(card.read_text())
+    except (OSError, ValueError) as e:
+        raise BenchError(f"corrupt dataset card {card}: {e}; expected the JSON `bench data build` writes") from None
+    value = doc.get("content_hash") if isinstance(doc, dict) else None
+    return str(value) if value else None
+
+
+def check_dataset(task: Task, source: DataSource, dataset: TrajectoryDataset) -> None:
+    """Refuse data that loads but is wrong: values that are not finite, or content that is not what the
+    dataset's card says was built (a file edited, truncated or swapped after the build)."""
+    dataset.check_finite()
+    expected = card_hash(source)
+    if expected is not None and (actual := dataset.content_hash()) != expected:
+        raise BenchError(
+            f"dataset {source} for {task.name} has content hash {actual}, its card "
+            f"{source_path(source) / CARD_FILE} says {expected}; accepted: the data the card describes "
+            f"(rebuild with `bench data build {task.name}`)"
+        )
+
+
 def load_task_dataset(task: Task, source: str | None = None, download: bool = False) -> TrajectoryDataset:
-    """Load a task's dataset from its preferred available source."""
+    """Load a task's dataset from its preferred available source, checked against its card."""
     chosen = resolve_source(task, source)
     if not source_available(chosen) and not (download and chosen.kind == "minari"):
         raise BenchError(f"dataset {chosen} for {task.name} is not present; {how_to_get(task, chosen)}")
-    return load_source(task, chosen, download=download)
+    dataset = load_source(task, chosen, download=download)
+    check_dataset(task, chosen, dataset)
+    return dataset

@@ -211,6 +211,24 @@ class TrajectoryDataset:
             name=self.name if name is None else name, metadata=dict(self.metadata),
         )
 
+    def check_finite(self) -> None:
+        """Refuse NaN or infinite observations, actions or rewards: they load fine but poison every loss and
+        return statistic downstream, so the first bad value is named with its episode and step."""
+        for key in ("observations", "actions", "rewards"):
+            arr = getattr(self, key)
+            if not np.issubdtype(arr.dtype, np.floating):
+                continue  # integer actions and uint8 frames cannot hold NaN or inf
+            bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+            if bad.any():
+                row = int(np.argmax(bad))
+                episode = int(np.searchsorted(self.episode_starts, row, side="right")) - 1
+                value = arr.reshape(arr.shape[0], -1)[row]
+                kind = "NaN" if np.isnan(value).any() else "infinite value"
+                raise BenchError(
+                    f"dataset {self.name!r}: {key} has a {kind} in episode {episode} (step "
+                    f"{row - int(self.episode_starts[episode])}); accepted: finite {key} only, rebuild or fix the data"
+                )
+
     def content_hash(self) -> str:
         """SHA-256 (first 16 hex digits) of every array, so two datasets with equal hashes are equal."""
         h = hashlib.sha256()

@@ -34,10 +34,11 @@ def make_env(task: Task) -> gym.Env:
         # Policies see D4RL's flat 60-dim kitchen observation, as in the datasets they are trained on.
         return KitchenD4RLObservation(env)
     if task.domain == "pointmaze":
-        from bench.envs.pointmaze import PointMazeFlatObservation
+        from bench.envs.pointmaze import D4rlMazeEval, PointMazeFlatObservation
 
-        # Policies see the generated datasets' flat [x, y, vx, vy, goal_x, goal_y].
-        return PointMazeFlatObservation(env)
+        # D4RL maze2d's fixed goal and 0.5 success radius (its reference scores apply); policies see the
+        # generated datasets' flat [x, y, vx, vy, goal_x, goal_y].
+        return PointMazeFlatObservation(D4rlMazeEval(env, task.env_id))
     return env
 
 

@@ -1,11 +1,18 @@
-"""FrankaKitchen-v1 as the D4RL kitchen tasks: D4RL's 60-dim observation and its subtask sets.
+"""FrankaKitchen-v1 as the D4RL kitchen tasks: D4RL's 60-dim observation, its subtask sets and its evaluation.
 
 Policies here are trained on D4RL-format data (a flat [robot qpos 9, object qpos 21, goal 30] vector), while
 gymnasium-robotics returns a dict observation; `KitchenD4RLObservation` converts with the same function the
-Minari loader uses, so training data and evaluation see one layout. Rewards are left as the environment
-gives them: with its defaults (`remove_task_when_completed=True`, `terminate_on_tasks_completed=True`) a step
-earns the number of target subtasks completed at that step, each subtask counts once, and the episode ends
-when all are done, so an episode's return is the number of completed subtasks (0-4), as in D4RL.
+Minari loader uses, so training data and evaluation see one layout.
+
+Two reward conventions meet here, as in D4RL:
+- datasets (D4RL's hdf5 files, Minari's D4RL/kitchen-v2, and ours) are labelled Markovian: each step earns the
+  number of target subtasks satisfied at that step, nothing removed (D4RL generate_kitchen_datasets.py sets
+  `REMOVE_TASKS_WHEN_COMPLETE = False`; Minari's script makes the env with `remove_task_when_completed=False`),
+  so an episode's return is the sum of those counts, far above 4;
+- evaluation keeps the task-removing environment (`remove_task_when_completed=True`,
+  `terminate_on_tasks_completed=True`, gymnasium-robotics' defaults, D4RL KitchenBase's
+  `REMOVE_TASKS_WHEN_COMPLETE = True`): each subtask counts once, the episode ends when all are done, and the
+  return is the number of completed subtasks (0-4), D4RL's score.
 """
 
 from __future__ import annotations
@@ -34,6 +41,35 @@ ALL_SUBTASKS: tuple[str, ...] = tuple(OBS_ELEMENT_INDICES)
 
 #: A subtask counts as done when its joints are within this distance of the goal (the environment's BONUS_THRESH).
 COMPLETION_THRESHOLD = 0.3
+
+#: D4RL's evaluation noise: KitchenTaskRelaxV1 sets `robot_noise_ratio = 0.1` and its robot's `get_obs` scales
+#: both robot and object position noise by it, times `pos_noise_amp = 0.1` (franka_config.xml), i.e. uniform
+#: noise of at most 0.01 (D4RL d4rl/kitchen/adept_envs/franka/kitchen_multitask_v0.py, robot/franka_robot.py,
+#: commit 89141a6). gymnasium-robotics' defaults are 0.01 (robot) and 0.0005 (objects) on the same amplitudes.
+D4RL_NOISE_KWARGS: dict[str, float] = {"robot_noise_ratio": 0.1, "object_noise_ratio": 0.1}
+
+#: How evaluation here still differs from D4RL's KitchenV0 (for the run manifest; see `eval_deviations`).
+EVAL_DEVIATIONS: tuple[str, ...] = (
+    "Kitchen evaluation: subtask completion is checked on the true joint positions (gymnasium-robotics "
+    "FrankaKitchen-v1 `achieved_goal`), where D4RL's KitchenV0 checks the noisy observation; with D4RL's "
+    "observation noise (at most 0.01 per coordinate) against the 0.3 completion threshold this changes a "
+    "subtask's completion only within about 0.03 of the threshold.",
+    "Kitchen evaluation runs gymnasium-robotics FrankaKitchen-v1 (new MuJoCo bindings, its own model files), "
+    "not D4RL's mujoco-py KitchenV0; the 280-step limit and the 0.3 threshold are the same.",
+)
+
+
+def eval_deviations(env_kwargs: Mapping[str, Any]) -> list[str]:
+    """Known differences of a kitchen task's evaluation environment from D4RL's (for the run manifest).
+
+    Noise below D4RL's is added to the list, so a task made without `D4RL_NOISE_KWARGS` says so.
+    """
+    out = list(EVAL_DEVIATIONS)
+    for key, value in D4RL_NOISE_KWARGS.items():
+        got = float(env_kwargs.get(key, 0.01 if key == "robot_noise_ratio" else 0.0005))
+        if got != value:
+            out.append(f"Kitchen evaluation: {key}={got} where D4RL's KitchenV0 uses {value}.")
+    return out
 
 
 def _env_goals() -> dict[str, np.ndarray]:

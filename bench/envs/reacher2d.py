@@ -1,17 +1,29 @@
 """Reacher2d: the LaMo paper's sparse-reward reaching task, rebuilt on the `mujoco` package.
 
-The paper's version (LaMo code, `envs/reacher_2d.py`) runs on mujoco-py and gym 0.23, which no longer install
-cleanly. This is the same task from its specification:
-- planar two-link arm, no gravity; shoulder link 0.6 (unlimited hinge), elbow link 0.4 (range [-2, 3.5] rad),
-  fingertip 0.45 along the second link; timestep 0.01 s with RK4 and 15 substeps, so one step is 0.15 s;
+The official environment (`srzer/LaMo-2023` at commit 3e4fcc8, `data/data_generation_PPO/envs/reacher_2d.py`
+with its model `data/data_generation_PPO/envs/assets/reacher_2d.xml`; an identical copy lives under
+`experiment-d4rl/`) runs on mujoco-py and gym 0.23, which no longer install cleanly. This module restates it
+on the `mujoco` package with the official model's physics:
+- planar two-link arm, no gravity, timestep 0.01 s with RK4 and 15 substeps, so one step is 0.15 s;
+- joints: armature 0.05, damping 1; shoulder unlimited, elbow limited to [-2, 3.5] rad;
+- links: capsules of radius 0.05 at density 1000 (shoulder 0.6 long, about 5.24 kg; elbow 0.4 long, about
+  3.67 kg; inertia from the geoms), fingertip 0.45 along the elbow link;
+- body frames: the shoulder body is rotated +0.785 rad about z and the elbow body -0.785 rad, so at
+  q = (0, 0) the fingertip is at about (0.874, 0.424);
+- actuators: motors with gear 1, control range [-1, 1] (actions are also clipped to [-1, 1], as the
+  official `step` does); full torque from rest turns the shoulder by pi in about 38 steps;
 - observation (12): sin q (2), cos q (2), dt * qdot (2), fingertip xy (2), target xy (2), fingertip - target (2);
-- action (2): joint torques, clipped to [-1, 1];
 - reward 1 when the L1 distance from fingertip to target is below 0.1, else 0 (no shaping);
-- 100-step episodes with no early termination (the time limit truncates);
-- actuation (not given by the paper): motor gear 5, joint damping 1, armature 1, so full torque turns a
-  joint at most about 5 rad/s (0.75 rad per step) and fine control near the target is possible;
+- 100-step episodes with no early termination (the time limit truncates; the official data script runs
+  `max_ep_len = 100`);
 - reset: joint angles uniform in [-2, 2], velocities 0; target uniform in [-1.5, 1.5]^2, resampled until its
   radius lies in [0.5, 1.0].
+
+One difference: the official model has contacts on (a fixed root capsule overlapping the shoulder, and a
+floor). Here all geoms have contacts off, which is faster; tests/test_reacher2d.py drives this environment
+and a model restating the official XML with its contacts, and checks that the fingertip paths agree to 1e-6
+(the only contact, root vs shoulder link, acts through the shoulder's hinge axis, so it exerts no torque).
+The official target is a body whose position is moved; here it is a site, which has no physics either.
 """
 
 from __future__ import annotations
@@ -31,28 +43,29 @@ EPISODE_STEPS = 100
 
 _XML = f"""
 <mujoco model="reacher2d">
-  <compiler angle="radian"/>
+  <compiler angle="radian" inertiafromgeom="true"/>
   <option timestep="{TIMESTEP}" integrator="RK4" gravity="0 0 0"/>
   <default>
-    <joint damping="1" armature="1"/>
-    <geom contype="0" conaffinity="0" rgba="0.7 0.7 0 1" friction="1 0.1 0.1"/>
+    <joint armature="0.05" damping="1" limited="true"/>
+    <geom contype="0" conaffinity="0" density="1000" condim="1" friction="1 0.1 0.1" rgba="0.5 0.5 0.7 1"/>
   </default>
   <worldbody>
-    <geom name="arena" type="plane" pos="0 0 -0.1" size="2 2 0.1" rgba="0.9 0.9 0.9 1"/>
-    <body name="link0" pos="0 0 0">
+    <geom name="floor" type="plane" pos="0 0 -0.15" size="2 2 0.1" rgba="0.9 0.9 0.9 1"/>
+    <geom name="root" type="capsule" fromto="0 0 -0.1 0 0 0.1" size="0.1"/>
+    <body name="shoulder" pos="0 0 -0.075" axisangle="0 0 1 0.785">
       <joint name="shoulder" type="hinge" axis="0 0 1" limited="false"/>
-      <geom name="link0" type="capsule" fromto="0 0 0 0.6 0 0" size="0.04"/>
-      <body name="link1" pos="0.6 0 0">
-        <joint name="elbow" type="hinge" axis="0 0 1" limited="true" range="-2.0 3.5"/>
-        <geom name="link1" type="capsule" fromto="0 0 0 0.4 0 0" size="0.04"/>
-        <site name="fingertip" pos="0.45 0 0" size="0.03" rgba="0 0.8 0.6 1"/>
+      <geom name="shoulder" type="capsule" fromto="0 0 0 0.6 0 0" size="0.05"/>
+      <body name="elbow" pos="0.6 0 0" axisangle="0 0 1 -0.785">
+        <joint name="elbow" type="hinge" axis="0 0 1" range="-2.0 3.5"/>
+        <geom name="elbow" type="capsule" fromto="0 0 0 0.4 0 0" size="0.05"/>
+        <site name="fingertip" type="sphere" pos="0.45 0 0" size="0.05" rgba="0.6 0.3 0.3 1"/>
       </body>
     </body>
-    <site name="target" pos="0.7 0 0" size="0.05" rgba="0.9 0.2 0.2 1"/>
+    <site name="target" pos="-0.5 0 -0.1" size="0.1" rgba="0.4 0.7 0.4 1"/>
   </worldbody>
   <actuator>
-    <motor joint="shoulder" ctrllimited="true" ctrlrange="-1 1" gear="5"/>
-    <motor joint="elbow" ctrllimited="true" ctrlrange="-1 1" gear="5"/>
+    <motor joint="shoulder" ctrllimited="true" ctrlrange="-1 1" gear="1"/>
+    <motor joint="elbow" ctrllimited="true" ctrlrange="-1 1" gear="1"/>
   </actuator>
 </mujoco>
 """

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -64,16 +65,43 @@ def _grid(n: int, max_cols: int = 3, panel: tuple[float, float] = (4.4, 3.3)) ->
     return fig, axes[:n]
 
 
+#: Per-method line style and marker, so methods stay apart where colours cannot (grey-scale print, colour
+#: blindness) and curves that coincide exactly remain visible (see `line_style`).
+LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINE_WIDTHS = (3.0, 1.2)  # first and last method of the order
+MARKER_SIZES = (7.5, 3.5)
+
+
+def line_style(method: str, colors: dict[str, str]) -> dict[str, Any]:
+    """Matplotlib keywords giving `method` its own line style, marker, width and drawing order.
+
+    The method's place in the paper's column order among all the report's methods (the keys of `colors`)
+    picks them, so a method looks the same in every figure and LaMo gets the solid line. Methods earlier in
+    the order are drawn thicker, with bigger markers and underneath: when two
+    methods' curves are identical (e.g. both stuck at 0), the later, thinner dashed line runs inside the
+    earlier one and both stay visible instead of one hiding the other.
+    """
+    order = method_order(colors)
+    i = order.index(method) if method in order else len(order)
+    frac = i / max(len(order) - 1, 1)
+    width = LINE_WIDTHS[0] + (LINE_WIDTHS[1] - LINE_WIDTHS[0]) * min(frac, 1.0)
+    size = MARKER_SIZES[0] + (MARKER_SIZES[1] - MARKER_SIZES[0]) * min(frac, 1.0)
+    return {"color": colors[method], "ls": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)],
+            "lw": round(width, 2), "ms": round(size, 2), "zorder": 2 + i}
+
+
 def _legend(fig: Figure, methods: list[str], colors: dict[str, str], failed_marker: bool = False) -> None:
-    handles = [Line2D([], [], color=colors[m], lw=2.5, marker="o", label=display_name(m)) for m in methods]
+    handles = [Line2D([], [], label=display_name(m), **line_style(m, colors)) for m in methods]
     if failed_marker:
         handles.append(Line2D([], [], color="black", lw=0, marker="x", ms=8, mew=2, label="all seeds failed"))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
 
 
-def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str, label: str) -> None:
-    ax.plot(x, mean, color=color, lw=2, marker="o", ms=4, label=label)
-    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.18, lw=0)
+def _band(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, method: str, colors: dict[str, str]) -> None:
+    style = line_style(method, colors)
+    ax.plot(x, mean, label=display_name(method), **style)
+    ax.fill_between(x, mean - std, mean + std, color=colors[method], alpha=0.18, lw=0)
 
 
 def _pad_xlim(ax: Axes, values: np.ndarray) -> None:
@@ -99,7 +127,7 @@ def score_vs_ratio(cells: pd.DataFrame, profile: str, colors: dict[str, str]) ->
             g = sub[sub["variant"] == m].sort_values("ratio")
             if not g.empty:
                 _band(ax, g["ratio"].to_numpy(float), g["mean"].to_numpy(float), g["std"].to_numpy(float),
-                      colors[m], display_name(m))
+                      m, colors)
         # Cells where every seed failed: an x on the axis floor, so a crash never looks like a score.
         failed = cells[(cells["task"] == task) & (cells["n_ok"] == 0)]
         for _, row in failed.iterrows():
@@ -136,7 +164,7 @@ def learning_curves(curves: pd.DataFrame, profile: str, colors: dict[str, str],
             g = sub[sub["variant"] == m].sort_values("step")
             if not g.empty:
                 _band(ax, g["step"].to_numpy(float), g["mean"].to_numpy(float), g["std"].to_numpy(float),
-                      colors[m], display_name(m))
+                      m, colors)
         ax.set_title(f"{task}, ratio {format_ratio(float(ratio))}")
         ax.set_xlabel("Training step (gradient updates)")
         ax.set_ylabel(SCORE_LABEL)

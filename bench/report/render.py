@@ -15,7 +15,8 @@ _LATEX_SPECIAL = {
     "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}",
 }
 # Symbols that need math mode; a minus sign before a digit is typeset as one, not as a hyphen.
-_LATEX_MATH = {"±": r"$\pm$", "×": r"$\times$", "→": r"$\rightarrow$", "τ": r"$\tau$"}
+# "<" and ">" too: in LaTeX's default OT1 text font they print as "¡" and "¿".
+_LATEX_MATH = {"±": r"$\pm$", "×": r"$\times$", "→": r"$\rightarrow$", "τ": r"$\tau$", "<": r"$<$", ">": r"$>$"}
 _NEGATIVE = re.compile(r"(?<![\w.])-(?=\d)")
 
 

@@ -236,3 +236,71 @@ def profiles_frame(results: list[RobustResult]) -> pd.DataFrame:
                          "fraction_above": float(v), "ci_low": float(a), "ci_high": float(b)}
                         for t, v, a, b in zip(r.taus, prof, lo, hi, strict=True))
     return pd.DataFrame(rows)
+
+
+# --- Per-cell intervals for the score tables -------------------------------------------------------------------
+# The tables mark a row's best method only when its interval of the mean clears the others' (see
+# `tables.rank_marks`); these helpers give those intervals with the same rliable stratified bootstrap as the
+# aggregates above (runs resampled within each task × ratio cell, percentile 95% interval).
+
+
+def bootstrap_available() -> bool:
+    """Whether rliable (and arch under it) imports; without it the tables show no intervals and bold nothing."""
+    try:
+        _rliable()
+    except (ImportError, TypeError):
+        return False
+    return True
+
+
+def _mean_of_cells(scores: np.ndarray) -> np.ndarray:
+    return np.array([float(np.mean(np.mean(scores, axis=0)))])
+
+
+def _difference_of_means(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.array([float(np.mean(np.mean(x, axis=0)) - np.mean(np.mean(y, axis=0)))])
+
+
+def mean_interval(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float]:
+    """95% stratified-bootstrap interval of the mean over cells of the mean over runs, on the scores' own scale.
+
+    `scores` is runs × cells (one column for a single table cell). NaN, NaN when there are fewer than 2 runs
+    (nothing to resample) or rliable is unavailable: callers must then treat the method as not separable.
+    """
+    x = np.asarray(scores, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1 or not np.isfinite(x).all() or not bootstrap_available():
+        return float("nan"), float("nan")
+    rly, _ = _rliable()
+    _, cis = _intervals(rly, {"m": x}, _mean_of_cells, reps, seed)
+    lo, hi = np.ravel(cis["m"])
+    return float(lo), float(hi)
+
+
+def difference_interval(x: np.ndarray, y: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float]:
+    """95% interval of mean(x) - mean(y), runs of x and y resampled independently within each cell.
+
+    x and y are runs × cells over the same cells (their run counts may differ). rliable's independent
+    bootstrap draws from numpy's global generator rather than the RandomState it is given, so the global
+    state is seeded for the call and restored afterwards: the report stays reproducible and nothing else's
+    randomness is disturbed.
+    """
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if (a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(a.shape[0], b.shape[0]) < 2
+            or not (np.isfinite(a).all() and np.isfinite(b).all()) or not bootstrap_available()):
+        return float("nan"), float("nan")
+    rly, _ = _rliable()
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        _, cis = _intervals(rly, {"d": (a, b)}, _difference_of_means, reps, seed)
+    finally:
+        np.random.set_state(state)
+    lo, hi = np.ravel(cis["d"])
+    return float(lo), float(hi)
+
+
+def cell_intervals(cells: pd.DataFrame, reps: int, seed: int = 0) -> pd.DataFrame:
+    """`cells` (from `stats.cell_stats`, with its per-seed `scores`) plus ci_low / ci_high of each cell's mean."""
+    scores = cells["scores"] if "scores" in cells.columns else pd.Series([[]] * len(cells), index=cells.index)
+    bounds = [mean_interval(np.asarray(s, dtype=float).reshape(-1, 1), reps, seed) for s in scores]
+    return cells.assign(ci_low=[lo for lo, _ in bounds], ci_high=[hi for _, hi in bounds])

@@ -71,8 +71,8 @@ def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, pro
         if task.domain in LOCOMOTION:
             from bench.data.build.locomotion import build_locomotion
 
-            return build_locomotion(task, source.id, seed, transitions, progress, workdir,
-                                    with_overrides(LocomotionRecipe(), budget_overrides), on_checkpoint)
+            recipe = with_overrides(LocomotionRecipe.for_env(task.domain), budget_overrides)
+            return build_locomotion(task, source.id, seed, transitions, progress, workdir, recipe, on_checkpoint)
         if task.domain == "pointmaze":
             from bench.data.build.maze import build_maze
 

@@ -37,6 +37,9 @@ from bench.paths import data_root, minari_root
 from bench.tasks import Task
 
 CARD_FILE = "card.json"
+# Generated episodes run to the ALE's usual 108K-frame limit (27,000 agent steps), like DQN-replay's; the task's
+# max_episode_steps (4,096) is the evaluation cap of LaMo's Atari code, not a property of the data.
+ATARI_DATA_MAX_STEPS = 27_000
 
 
 # --- scripted players -------------------------------------------------------------------------------------
@@ -144,7 +147,7 @@ def build_atari(task: Task, dataset_id: str, seed: int, transitions: int | None,
     if state["checkpoints"] == 0:
         for f in (stage / "replay_logs").glob("*") if (stage / "replay_logs").is_dir() else []:
             f.unlink()
-    env = make_atari_env(task.env_id, task.max_episode_steps, **task.env_kwargs)
+    env = make_atari_env(task.env_id, ATARI_DATA_MAX_STEPS, **task.env_kwargs)
     session = time.perf_counter()
     try:
         while state["collected"] < total:

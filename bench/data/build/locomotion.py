@@ -1,10 +1,17 @@
 """MuJoCo locomotion datasets, D4RL's recipe on the gymnasium v5 environments.
 
-- medium: rollouts of the SAC policy stopped when its normalized score first enters the medium band
-  (D4RL: about a third of expert), actions sampled from the policy's own Gaussian as D4RL did;
-- medium-replay: every transition of that policy's training run up to the stopping step (its replay buffer);
+- medium: rollouts of the SAC checkpoint whose score is closest to D4RL v2's own medium mean for that
+  environment (hopper 44, halfcheetah 41, walker2d 62 normalized; `config.D4RL_V2`), within a band of
+  +-8 around it; actions sampled from the policy's own Gaussian as D4RL did;
+- medium-replay: every transition of that policy's training run up to the selected medium checkpoint (its
+  replay buffer; D4RL v2's medium-replay is the buffer up to its medium policy), even when the run was
+  trained further for the expert phase;
 - medium-expert: the medium rollouts followed by as many rollouts of the same run trained further, to the
-  expert band (D4RL concatenated its medium and expert datasets, so this is twice `transitions`).
+  checkpoint closest to D4RL's expert-v2 mean (hopper 108, halfcheetah 88, walker2d 107) (D4RL concatenated
+  its medium and expert datasets, so this is twice `transitions`).
+Remaining differences from D4RL, also in each card: gymnasium v5 environments instead of mujoco-py v2 ones;
+d3rlpy SAC instead of rlkit SAC; D4RL's expert policy was a separate, fully trained run, ours continues the
+medium run; the medium-replay size is wherever our run reached the medium band, not D4RL's.
 The three share one work dir per environment and seed, so whichever is built first trains the policy and
 the others reuse it. Checkpoint evaluation uses the stochastic policy too, since that is what is collected.
 """
@@ -19,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.build.card import collection_card, sac_policy_card, timing_card
-from bench.data.build.config import LocomotionRecipe
+from bench.data.build.config import D4RL_V2, LocomotionRecipe
 from bench.data.build.policy import GaussianActor, create_sac, load_policy
 from bench.data.build.replay import load_chunk
 from bench.data.build.rollout import RawEpisode, RolloutStats, run_episodes, take_transitions
@@ -62,6 +69,30 @@ def replay_episodes(trainer: SacTrainer, upto_step: int) -> list[RawEpisode]:
     return episodes
 
 
+def d4rl_reference_card(task: Task, recipe: LocomotionRecipe, policies: dict[str, Selected], n_episodes: int,
+                        n_transitions: int) -> dict[str, Any]:
+    """This dataset's headline figures next to D4RL v2's, and what still differs from D4RL's recipe."""
+    ref = D4RL_V2[task.domain]
+    doc: dict[str, Any] = {
+        "d4rl_v2": {"medium_return_mean": ref.medium_raw, "medium_normalized_mean": ref.medium_normalized,
+                    "expert_normalized_mean": ref.expert_normalized,
+                    "medium_replay_transitions": ref.medium_replay_transitions,
+                    "medium_transitions": 1_000_000, "expert_transitions": 1_000_000},
+        "this_dataset": {"episodes": n_episodes, "transitions": n_transitions,
+                         **{f"{name}_policy_normalized": round(sel.normalized, 2) for name, sel in policies.items()},
+                         "medium_band_normalized": list(recipe.medium.band),
+                         "expert_target_normalized": recipe.expert.target},
+        "differences_from_d4rl": [
+            f"environment {task.env_id} (gymnasium, mujoco package) instead of D4RL's mujoco-py -v2 one",
+            "SAC from d3rlpy instead of rlkit",
+            "expert = the medium run trained further, not a separate fully trained run",
+            "medium-replay size = training steps until the medium checkpoint, not D4RL's "
+            f"{ref.medium_replay_transitions}",
+        ],
+    }
+    return doc
+
+
 def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
                      workdir: Path | None, recipe: LocomotionRecipe,
                      on_checkpoint: Callable[[int], None] | None = None) -> Path:
@@ -85,8 +116,11 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
     trainer = SacTrainer(
         WorkDir(workdir or default_workdir(task, seed)), recipe.sac, lambda: make_env(task),
         evaluator(EVAL_STREAM, recipe.eval_episodes), recipe.eval_every, seed,
+        # The bands decide which checkpoint is selected, so a resumed build must have the same ones
+        # (max_steps may be raised to continue a run that did not reach its band).
         identity={"recipe": f"d4rl-{task.domain}", "eval_episodes": recipe.eval_episodes,
-                  "confirm_episodes": recipe.confirm_episodes},
+                  "confirm_episodes": recipe.confirm_episodes,
+                  "bands": {p.name: [list(p.band), p.target, p.tolerance] for p in (recipe.medium, recipe.expert)}},
         progress=progress, on_checkpoint=on_checkpoint,
         confirm=evaluator(CONFIRM_STREAM, recipe.confirm_episodes) if recipe.confirm_episodes > 0 else None,
     )
@@ -138,6 +172,8 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
             },
             "learning_curve": trainer.curve,
             "collection": collection,
+            "reference": d4rl_reference_card(task, recipe, policies, len(episodes),
+                                             sum(len(e) for e in episodes)),
             **timing_card(started, trainer),
         }
 

@@ -1,17 +1,31 @@
 """PointMaze datasets, D4RL's maze2d recipe on gymnasium-robotics PointMaze (sparse reward).
 
-A planner, not a learned policy: breadth-first search over the maze grid gives, for every free cell, the
-neighbouring cell one step closer to the goal's cell; a PD controller drives the ball towards that cell's
-centre (towards the goal itself once in the goal's cell), Gaussian noise is added and the action clipped.
-The environment runs as one continuing stream (`continuing_task=True, reset_target=True`: a new goal is
-drawn as soon as the current one is reached, and the ball is never reset), cut into consecutive episodes of
-the task's `max_episode_steps`, each ending with a timeout, as D4RL's maze2d data was.
+D4RL's recipe (`Farama-Foundation/D4RL`, `scripts/generation/generate_maze2d_datasets.py`,
+`scripts/generation/relabel_maze2d_rewards.py`, `d4rl/pointmaze/waypoint_controller.py`): a waypoint
+controller (p gain 10, d gain -1) drives the ball to a random target cell, with N(0, 0.5) action noise
+(`--noisy`) and actions clipped to [-1, 1]; a new random target is set whenever the controller reaches the
+current one and at every episode boundary (`max_episode_steps`: 300 umaze, 600 medium); the stream is never
+reset. The sparse rewards are then relabelled against the maze's fixed evaluation goal (its 'G' cell):
+1 when the ball is within 0.5 of it. D4RL's maze2d-umaze-v1 holds 1M transitions, maze2d-medium-v1 2M.
+
+Here: breadth-first search over the maze grid gives, for every free cell, the neighbouring cell one step
+closer to the target's cell; a PD controller drives the ball towards that cell's centre (towards the target
+itself once in its cell), Gaussian noise is added and the action clipped. The environment runs as one
+continuing stream (`continuing_task=True, reset_target=True`: a new target is drawn as soon as the current
+one is reached, and the ball is never reset), cut into consecutive episodes of the task's
+`max_episode_steps`, each ending with a timeout. Rewards are relabelled as D4RL's: 1 when the ball is within
+0.5 of the D4RL goal (bench.envs.pointmaze), which is also what evaluation pays, so dataset returns and
+evaluation returns are on one scale and D4RL's reference scores apply to both.
 
 Observations are stored flat as [x, y, vx, vy, goal_x, goal_y] (6 dims): the env's `observation` and the
-goal the controller is heading for at that step (the env's `desired_goal`, updated right after a goal is
-reached). The reward is the env's sparse reward: 1 on the step the ball comes within 0.45 of the goal.
-"""
+fixed evaluation goal (D4RL's maze2d observation is [x, y, vx, vy] with no target at all, so the goal
+columns carry the same information: none that varies; the controller's moving target is not shown).
 
+Remaining differences from D4RL (also in the card): the controller targets switch when gymnasium-robotics
+says the target is reached (within 0.45) rather than when D4RL's controller is within 0.1 and slow, and not
+at episode boundaries; the reward is labelled on the observation after each step (what evaluation pays),
+where D4RL's relabelling uses the observation before it; gymnasium-robotics's point model, not mujoco-py's.
+"""
 from __future__ import annotations
 
 import time
@@ -23,10 +37,11 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from bench.data.build.config import MazeRecipe
+from bench.data.build.config import D4RL_MAZE, MazeRecipe
 from bench.data.build.rollout import RawEpisode, RolloutStats
 from bench.data.build.writer import env_spec, write_dataset
 from bench.data.trajectories import TrajectoryDataset
+from bench.envs.pointmaze import D4RL_GOAL_CELL, D4RL_SUCCESS_RADIUS, d4rl_goal_xy
 from bench.tasks import Task
 
 Cell = tuple[int, int]
@@ -94,7 +109,10 @@ def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
     env = _make_stream_env(task)
     controller = MazeController(env, recipe, np.random.default_rng([seed, 11]))
     obs_dict, _ = env.reset(seed=seed)
-    flat = np.concatenate([obs_dict["observation"], env.unwrapped.goal]).astype(np.float32)  # type: ignore[attr-defined]
+    eval_goal = d4rl_goal_xy(env, task.env_id)
+    flat = np.concatenate([obs_dict["observation"], eval_goal]).astype(np.float32)
+    # The controller's own target (the env's moving goal) is tracked apart from what is stored.
+    target = np.asarray(env.unwrapped.goal, np.float64)  # type: ignore[attr-defined]
     length = task.max_episode_steps
     episodes: list[RawEpisode] = []
     started = time.perf_counter()
@@ -108,11 +126,14 @@ def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
             rews = np.zeros(n, np.float32)
             obs[0] = flat
             for t in range(n):
-                acts[t] = controller.act(obs[t, :4].astype(np.float64), obs[t, 4:].astype(np.float64))
-                obs_dict, reward, _, _, _ = env.step(acts[t])
-                rews[t] = float(reward)
-                # The env has already drawn the next goal if this one was reached.
-                obs[t + 1] = np.concatenate([obs_dict["observation"], env.unwrapped.goal])  # type: ignore[attr-defined]
+                acts[t] = controller.act(obs[t, :4].astype(np.float64), target)
+                obs_dict, _, _, _, _ = env.step(acts[t])
+                # D4RL's relabelling: 1 within 0.5 of the fixed evaluation goal, whatever the target was.
+                xy = np.asarray(obs_dict["observation"][:2], np.float64)
+                rews[t] = float(np.linalg.norm(xy - eval_goal) <= D4RL_SUCCESS_RADIUS)
+                obs[t + 1] = np.concatenate([obs_dict["observation"], eval_goal])
+                # The env has already drawn the next target if this one was reached.
+                target = np.asarray(env.unwrapped.goal, np.float64)  # type: ignore[attr-defined]
             flat = obs[n]
             truncs = np.zeros(n, bool)
             truncs[-1] = True
@@ -129,7 +150,7 @@ def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
 def build_maze(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
                recipe: MazeRecipe) -> Path:
     started = time.perf_counter()
-    n = transitions or recipe.transitions
+    n = transitions or recipe.transitions_for(task.env_id)
     episodes, stats = collect_stream(task, recipe, seed, n, progress)
 
     def card(_: TrajectoryDataset) -> dict[str, Any]:
@@ -142,7 +163,25 @@ def build_maze(task: Task, dataset_id: str, seed: int, transitions: int | None, 
                                     "goal_radius": recipe.goal_radius},
                 "training_steps": 0,
             },
-            "observation": "flat [x, y, vx, vy, goal_x, goal_y]: the env's observation and desired_goal",
+            "observation": ("flat [x, y, vx, vy, goal_x, goal_y]: the env's observation and the fixed D4RL "
+                            "evaluation goal (D4RL's observation has no goal)"),
+            "rewards": (f"relabelled as D4RL's relabel_maze2d_rewards.py: 1 within {D4RL_SUCCESS_RADIUS} of the "
+                        f"D4RL goal cell {list(D4RL_GOAL_CELL[task.env_id])} (row, col)"),
+            "reference": {
+                "d4rl": {"dataset": D4RL_MAZE[task.env_id][0], "transitions": D4RL_MAZE[task.env_id][1],
+                         "episode_steps": task.max_episode_steps, "action_noise_std": 0.5,
+                         "success_radius": D4RL_SUCCESS_RADIUS, "reference_scores": [task.random_score,
+                                                                                      task.expert_score]},
+                "this_dataset": {"transitions": n, "episode_steps": task.max_episode_steps,
+                                 "action_noise_std": recipe.action_noise},
+                "differences_from_d4rl": [
+                    "targets switch when gymnasium-robotics's goal is reached (0.45) instead of when D4RL's "
+                    "controller is within 0.1 and slow, and not at episode boundaries",
+                    "reward labelled on the observation after each step (as evaluation pays); D4RL relabels "
+                    "the observation before it",
+                    "gymnasium-robotics point model on the mujoco package instead of D4RL's mujoco-py one",
+                ],
+            },
             "collection": {
                 "env": f"{task.env_id}(continuing_task=True, reset_target=True), one stream reset once with seed",
                 "episodes": f"consecutive windows of {task.max_episode_steps} steps, each ending with a timeout",

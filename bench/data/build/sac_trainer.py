@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ def derived_seed(seed: int, stream: int, index: int) -> int:
 class Evaluation:
     raw: float
     normalized: float
+    # Recipe-specific figures recorded next to the score in the learning curve (e.g. an acceptance rate).
+    details: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ class SacTrainer:
         buffer.flush_chunk(chunk_path(self.workdir.path("buffer"), segment))
         result = self.evaluate(actor)
         point: dict[str, Any] = {"step": step, "return": result.raw, "normalized": result.normalized,
-                                 "phase": phase.name}
+                                 "phase": phase.name, **result.details}
         lo, hi = phase.band
         if self.confirm is not None and lo <= result.normalized <= hi:
             # A quick evaluation inside the band is noisy; a longer one decides (and is what gets compared).
