@@ -237,6 +237,7 @@ def test_missing_gguf_package(monkeypatch: pytest.MonkeyPatch, lm_data_root: Pat
         load_backbone("fake-gguf")
 
 
+@pytest.mark.slow
 def test_offline_hub_error_says_how_to_place_a_local_copy(tmp_path: Path) -> None:
     """HF_HUB_OFFLINE=1 with an empty HF cache, in a fresh process: one line, no network needed."""
     import os

@@ -98,6 +98,7 @@ def _stop_ray_started_with(env: dict[str, str]) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
+@pytest.mark.slow
 def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     out = _bench("run", "--suite", "sparse", "--profile", "quick", "--agents", "dt,bc", "--seeds", "0",
                  "--dry-run", "--json", env=_env(reacher_data_root, tmp_path / "results"))

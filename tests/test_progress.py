@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from bench.progress import TrialProgress
 
 
@@ -59,6 +61,7 @@ def test_running_count_and_rows_follow_tune_states() -> None:
     assert cb.__getstate__()["trials"] == []  # Tune's trial objects are never pickled with the callback
 
 
+@pytest.mark.slow
 def test_importing_d3rlpy_agents_prints_no_legacy_gym_banner() -> None:
     code = "import agents.d3rlpy_agents, d3rlpy; import bench.data.d3rlpy_convert"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -244,6 +244,7 @@ def test_paper_comparison(report: Built) -> None:
     assert "| LaMo (ours) | LaMo (paper) |" in md and "46.6 ± 5.3" in md
 
 
+@pytest.mark.slow
 def test_paper_comparison_marks_numbers_inside_our_interval(report: Built) -> None:
     out = report.out
     frame = pd.read_csv(out / "paper" / "tables" / "paper_comparison.csv")
@@ -263,6 +264,7 @@ def test_paper_comparison_marks_numbers_inside_our_interval(report: Built) -> No
     assert "(in CI)" in (out / "paper" / "tables" / "paper_comparison.tex").read_text()
 
 
+@pytest.mark.slow
 def test_failed_trials_listed(report: Built) -> None:
     out, summary = report.out, report.summary
     failed = pd.read_csv(out / "paper" / "tables" / "failed_trials.csv")
@@ -439,6 +441,7 @@ def _target_run(root: Path, with_target_scores: bool = True) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_one_target_per_cell_not_per_seed(tmp_path: Path) -> None:
     from bench.report.stats import select_cell_targets
 

@@ -93,6 +93,7 @@ def test_second_run_with_the_same_name_is_refused_naming_the_holder(reacher_data
     assert not (results / "busy").exists()  # the holder made the folder, and leaves it as it found it
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_run_is_taken_over_with_a_note(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)
@@ -145,6 +146,7 @@ def test_resume_of_a_trial_without_definition_is_refused(reacher_data_root: Path
     assert out.returncode == 2 and "has no recorded definition" in out.stderr
 
 
+@pytest.mark.slow
 def test_failed_trials_fail_the_run_and_are_retried_on_resume(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)
