@@ -457,6 +457,9 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
             init_kwargs["address"] = address
             _use_cluster_token_if_any()
         else:
+            # "local": always a fresh single-machine Ray of our own. Without it ray.init() joins whatever Ray
+            # cluster already runs on the machine (another user's or test's), then refuses num_cpus.
+            init_kwargs["address"] = "local"
             init_kwargs["num_cpus"] = os.cpu_count() or 1
         ray.init(**init_kwargs)
         if stop is not None:
