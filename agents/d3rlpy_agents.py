@@ -252,6 +252,20 @@ class D3rlpyAgent(Agent):
             return StandardObservationScaler(mean=stats.obs_mean, std=stats.obs_std)
         return None
 
+    def return_reward_scaler(self, stats: DataStats, scale: float | None) -> Any:
+        """d3rlpy's ReturnBasedRewardScaler (reward * scale / (max - min episode return)), the CORL
+        `modify_reward` normalisation for locomotion, or None when `scale` is None."""
+        if scale is None:
+            return None
+        from d3rlpy.preprocessing import ReturnBasedRewardScaler
+
+        if stats.return_min is None or stats.return_max is None or stats.return_max <= stats.return_min:
+            raise BenchError(
+                f"{self.name}: reward_return_scale needs episodes with different returns; got range "
+                f"[{stats.return_min}, {stats.return_max}]"
+            )
+        return ReturnBasedRewardScaler(return_max=stats.return_max, return_min=stats.return_min, multiplier=scale)
+
     def optim(self, eps: float = 1e-8, cosine_steps: int | None = None) -> Any:
         return _optim(self.config.weight_decay, eps, cosine_steps)
 
@@ -465,7 +479,9 @@ class CQLAgent(D3rlpyAgent):
             batch_size=c.batch_size, gamma=c.gamma, tau=c.tau, n_critics=c.n_critics,
             initial_temperature=c.initial_temperature, initial_alpha=c.initial_alpha,
             alpha_threshold=c.alpha_threshold, conservative_weight=c.conservative_weight,
-            n_action_samples=c.n_action_samples, observation_scaler=self.observation_scaler(stats),
+            n_action_samples=c.n_action_samples, soft_q_backup=c.soft_q_backup, max_q_backup=c.max_q_backup,
+            observation_scaler=self.observation_scaler(stats),
+            reward_scaler=self.return_reward_scaler(stats, c.reward_return_scale),
         )
 
 
@@ -509,20 +525,9 @@ class IQLAgent(D3rlpyAgent):
 
     def d3rlpy_config(self, stats: DataStats) -> Any:
         import d3rlpy
-        from d3rlpy.preprocessing import ReturnBasedRewardScaler
 
         c = self.config
         assert isinstance(c, IQLConfig)
-        reward_scaler = None
-        if c.reward_return_scale is not None:
-            if stats.return_min is None or stats.return_max is None or stats.return_max <= stats.return_min:
-                raise BenchError(
-                    f"iql: reward_return_scale needs episodes with different returns; got range "
-                    f"[{stats.return_min}, {stats.return_max}]"
-                )
-            reward_scaler = ReturnBasedRewardScaler(
-                return_max=stats.return_max, return_min=stats.return_min, multiplier=c.reward_return_scale
-            )
         return d3rlpy.algos.IQLConfig(
             actor_learning_rate=c.actor_learning_rate, critic_learning_rate=c.learning_rate,
             actor_optim_factory=self.optim(cosine_steps=stats.schedule_steps if c.actor_cosine_schedule else None),
@@ -531,7 +536,8 @@ class IQLAgent(D3rlpyAgent):
             value_encoder_factory=self.encoder(),
             batch_size=c.batch_size, gamma=c.gamma, tau=c.tau, n_critics=c.n_critics, expectile=c.expectile,
             weight_temp=c.weight_temp, max_weight=c.max_weight,
-            observation_scaler=self.observation_scaler(stats), reward_scaler=reward_scaler,
+            observation_scaler=self.observation_scaler(stats),
+            reward_scaler=self.return_reward_scaler(stats, c.reward_return_scale),
         )
 
 

@@ -277,7 +277,15 @@ def run_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's grid of (agent, task, ratio, seed) trials with Ray Tune into results/<run>/."""
-    from bench.orchestrator import build_grid, build_missing_datasets, estimate_seconds, run_grid, write_manifest
+    from bench.orchestrator import (
+        build_grid,
+        build_missing_datasets,
+        estimate_seconds,
+        run_grid,
+        trial_deviations_of,
+        trial_summary,
+        write_manifest,
+    )
     from bench.paths import results_root
     from bench.results import RunStore
     from bench.suites import get_profile, load_suite
@@ -296,11 +304,17 @@ def run_cmd(
     run_name = name or f"{s.name}-{p.name}"
     est = sum(estimate_seconds(t) for t in plan.trials)
     if dry_run:
+        deviations = trial_deviations_of(plan.trials) if as_json else {}
+        grid = []
+        for t in plan.trials:
+            row: dict[str, Any] = {"trial_id": t.trial_id, "agent": t.agent, "task": t.task, "ratio": t.ratio,
+                                   "seed": t.seed, "steps": t.steps, "estimated_s": round(estimate_seconds(t), 1)}
+            if as_json:  # building every config imports the agents (torch, d3rlpy): only when asked for
+                row.update(trial_summary(t), overrides=t.overrides, deviations=deviations[t.trial_id])
+            grid.append(row)
         doc = {"run": run_name, "suite": s.name, "profile": p.name, "trials": len(plan.trials),
                "estimated_cpu_core_hours": est / 3600, "skipped_tasks": plan.skipped,
-               "deviations_from_paper": p.deviations(),
-               "grid": [{"trial_id": t.trial_id, "agent": t.agent, "task": t.task, "ratio": t.ratio, "seed": t.seed,
-                         "steps": t.steps, "estimated_s": round(estimate_seconds(t), 1)} for t in plan.trials]}
+               "deviations_from_paper": p.deviations(), "grid": grid}
         if as_json:
             _print_json(doc)
             return

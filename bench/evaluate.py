@@ -2,13 +2,24 @@
 
 `evaluate` runs all episodes of one return-to-go target in parallel (a gymnasium `SyncVectorEnv` of exactly
 `episodes` environments, one batched `policy.act` per step) and every target of the task in one call.
-Episode i of an evaluation always starts from env seed `seed * 10_000 + i`, for every agent and every target,
-so two agents are compared on the same initial states. `evaluate_sequential` is the LaMo reference code's way
-(one environment, one episode after another); it gives the same episodes and serves as the speed baseline.
+`evaluate_sequential` is the LaMo reference code's way (one environment, one episode after another); it gives
+the same episodes and serves as the speed baseline.
+
+Start states: episode i of evaluation number e of a trial with seed s starts from env seed
+`s * 100_000_000 + e * 10_000 + i` (`episode_seeds`), the same for every agent and every return-to-go target, so
+agents are compared on the same initial states, while each evaluation during training sees fresh ones. The
+official code does not seed its evaluation environment, so its 8 scored evaluations (20 episodes each) see
+about 160 different start states (srzer/LaMo-2023 @3e4fcc8, experiment-d4rl/decision_transformer/evaluation/
+evaluate_episodes.py calls `env.reset()` without a seed); reusing one set of 20 at all 8 would score every
+checkpoint on the same 20 starts and let their luck enter the final score 8 times. The formula is injective for
+fewer than 10,000 evaluations of fewer than 10,000 episodes each.
 
 Score protocol: an agent is evaluated every `eval_every` training steps; its final score is the mean of the
-evaluations in the last `report_window` steps of training (the paper: the last 20K of 100K steps), and for
-return-conditioned agents the reported score is that of the target with the highest final score.
+evaluations in the last `report_window` steps of training (the paper: the last 20K of 100K steps), computed per
+return-to-go target. A trial keeps every target's final score (`target_summaries`); the report then scores a
+task x ratio cell at one target for all seeds, the one with the highest mean final score over seeds (the
+authors' protocol, LaMo-2023 issue #1; `bench.report.stats.select_cell_targets`). `select_target` (the best
+target of one trial) only names the trial's own best, which is optimistic when used per seed.
 """
 
 from __future__ import annotations
@@ -26,7 +37,10 @@ from bench.envs.factory import env_factory, make_env
 from bench.errors import BenchError
 from bench.tasks import Task
 
+#: Episode seeds of one evaluation are consecutive; at most this many episodes per evaluation.
 EPISODE_SEED_STRIDE = 10_000
+#: At most this many evaluations per trial; the seeds of one trial span EPISODE_SEED_STRIDE * EVAL_INDEX_STRIDE.
+EVAL_INDEX_STRIDE = 10_000
 
 #: Builds a fresh policy for (number of parallel episodes, return-to-go target).
 PolicyFactory = Callable[[int, float | None], EpisodePolicy]
@@ -58,13 +72,21 @@ class EvalResult:
         return d
 
 
-def episode_seeds(seed: int, episodes: int) -> list[int]:
-    """Env seeds of an evaluation's episodes; disjoint across evaluation seeds for up to 10,000 episodes."""
+def episode_seeds(seed: int, episodes: int, eval_index: int = 0) -> list[int]:
+    """Env seeds of the episodes of evaluation `eval_index` (0-based) of a trial with seed `seed`.
+
+    `seed * EVAL_INDEX_STRIDE * EPISODE_SEED_STRIDE + eval_index * EPISODE_SEED_STRIDE + i` for episode i: a
+    function of (trial seed, evaluation index, episode index) alone, never of the agent or the target, and
+    distinct for every distinct triple within the strides (see the module docstring for why).
+    """
     if episodes < 1 or episodes > EPISODE_SEED_STRIDE:
         raise BenchError(f"episodes must be between 1 and {EPISODE_SEED_STRIDE}, got {episodes}")
     if seed < 0:
         raise BenchError(f"evaluation seed must be non-negative, got {seed}")
-    return [seed * EPISODE_SEED_STRIDE + i for i in range(episodes)]
+    if not 0 <= eval_index < EVAL_INDEX_STRIDE:
+        raise BenchError(f"evaluation index must be between 0 and {EVAL_INDEX_STRIDE - 1}, got {eval_index}")
+    base = (seed * EVAL_INDEX_STRIDE + eval_index) * EPISODE_SEED_STRIDE
+    return [base + i for i in range(episodes)]
 
 
 def eval_targets(agent: Agent, task: Task, rtg_targets: Sequence[float] | None = None) -> list[float | None]:
@@ -116,13 +138,14 @@ def run_batched(envs: SyncVectorEnv, task: Task, make_policy: PolicyFactory, tar
 
 
 def evaluate(agent: Agent, task: Task, episodes: int, seed: int, rtg_targets: Sequence[float] | None = None,
-             *, policy_factory: PolicyFactory | None = None) -> list[EvalResult]:
+             *, eval_index: int = 0, policy_factory: PolicyFactory | None = None) -> list[EvalResult]:
     """Evaluate `agent` on `episodes` parallel episodes per target; one `EvalResult` per target.
 
-    `policy_factory` replaces `agent.make_policy` (e.g. to pick an inference mode); it gets the same
-    arguments.
+    `seed` is the trial's seed and `eval_index` the number of this evaluation within the trial (0 for the
+    first); together they fix the start states (`episode_seeds`). `policy_factory` replaces
+    `agent.make_policy` (e.g. to pick an inference mode); it gets the same arguments.
     """
-    seeds = episode_seeds(seed, episodes)
+    seeds = episode_seeds(seed, episodes, eval_index)
     targets = eval_targets(agent, task, rtg_targets)
     make_policy = policy_factory or agent.make_policy
     envs = SyncVectorEnv([env_factory(task) for _ in seeds])
@@ -133,13 +156,13 @@ def evaluate(agent: Agent, task: Task, episodes: int, seed: int, rtg_targets: Se
 
 
 def evaluate_sequential(agent: Agent, task: Task, episodes: int, seed: int,
-                        rtg_targets: Sequence[float] | None = None, *,
+                        rtg_targets: Sequence[float] | None = None, *, eval_index: int = 0,
                         policy_factory: PolicyFactory | None = None) -> list[EvalResult]:
     """The reference evaluator: one environment, one episode at a time, a fresh 1-episode policy for each.
 
     Same episodes (seeds) and results layout as `evaluate`; only slower. Used as the benchmark baseline.
     """
-    seeds = episode_seeds(seed, episodes)
+    seeds = episode_seeds(seed, episodes, eval_index)
     make_policy = policy_factory or agent.make_policy
     env = make_env(task)
     results = []
@@ -213,12 +236,18 @@ def summarize(evals: Sequence[Evaluation], report_window: int, target: float | N
                         best=best_score(evals))
 
 
-def select_target(per_target: Mapping[float | None, Sequence[Evaluation]], report_window: int) -> ScoreSummary:
-    """The paper's reported score for a return-conditioned agent: the target with the highest final score.
-
-    Ties go to the first target in the mapping's order. Agents without targets pass `{None: evals}`.
-    """
+def target_summaries(per_target: Mapping[float | None, Sequence[Evaluation]],
+                     report_window: int) -> list[ScoreSummary]:
+    """Every target's summary, in the mapping's order (the task's target order); `{None: evals}` without one."""
     if not per_target:
         raise BenchError("no targets to select from")
-    summaries = [summarize(evals, report_window, target) for target, evals in per_target.items()]
-    return max(summaries, key=lambda s: s.final)
+    return [summarize(evals, report_window, target) for target, evals in per_target.items()]
+
+
+def select_target(per_target: Mapping[float | None, Sequence[Evaluation]], report_window: int) -> ScoreSummary:
+    """One trial's best target (highest final score); ties go to the first target in the mapping's order.
+
+    This is a per-seed choice: averaged over seeds it favours lucky seeds. The reported score of a cell uses
+    one target for all its seeds instead (module docstring); trials keep `target_summaries` for that.
+    """
+    return max(target_summaries(per_target, report_window), key=lambda s: s.final)

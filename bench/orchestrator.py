@@ -102,9 +102,18 @@ def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, 
                     trials.append(TrialSpec(
                         agent=agent, task=task, ratio=float(ratio), seed=int(seed), steps=profile.steps_for(task),
                         eval_every=profile.eval_every, eval_episodes=profile.eval_episodes, profile=profile.name,
-                        overrides=profile.overrides_for(agent, entry.base or entry.name), device=device,
+                        overrides=_overrides(suite, profile, agent, entry.base or entry.name, task, float(ratio)),
+                        device=device,
                     ))
     return GridPlan(trials, skipped)
+
+
+def _overrides(suite: Suite, profile: Profile, agent: str, base: str, task: str, ratio: float) -> dict[str, Any]:
+    """The profile's agent and cell overrides, then the suite's cell overrides (bench/suites explains the order)."""
+    from bench.suites import cell_overrides_for
+
+    return {**profile.overrides_for(agent, base, task, ratio),
+            **cell_overrides_for(suite.cell_overrides, agent, base, task, ratio)}
 
 
 def _build_one(task_name: str) -> str:
@@ -190,6 +199,29 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def trial_deviations_of(trials: list[TrialSpec]) -> dict[str, list[str]]:
+    """trial_id -> its deviations from the paper (bench.deviations), computed once per distinct setting."""
+    from bench.deviations import trial_deviations
+
+    cache: dict[str, list[str]] = {}
+    out = {}
+    for t in trials:
+        key = repr((t.agent, t.task, t.ratio, t.steps, t.eval_every, t.eval_episodes, t.report_window,
+                    t.source, sorted(t.overrides.items())))
+        if key not in cache:
+            cache[key] = trial_deviations(t)
+        out[t.trial_id] = cache[key]
+    return out
+
+
+def trial_summary(spec: TrialSpec) -> dict[str, str]:
+    """What `--dry-run` shows about a trial's model: its LM backbone ("-" for none) and inference mode."""
+    from agents.registry import make_config
+
+    config = make_config(spec.agent, get_task(spec.task), spec.overrides)
+    return {"backbone": str(getattr(config, "lm_source", "-")), "eval_mode": str(getattr(config, "eval_mode", "-"))}
+
+
 def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, address: str | None) -> None:
     """Everything needed to reproduce or audit the run: grid, hyperparameters, data hashes, versions, machine."""
     from agents.registry import make_config
@@ -197,8 +229,10 @@ def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPl
 
     configs: dict[str, Any] = {}
     hashes: dict[str, Any] = {}
+    deviations = trial_deviations_of(plan.trials)
     for spec in plan.trials:
-        key = f"{spec.agent}@{spec.task}"
+        # Cell overrides make a config depend on the ratio too (gpt2-medium on two Kitchen cells).
+        key = f"{spec.agent}@{spec.task}@r{spec.ratio:g}"
         if key not in configs:
             configs[key] = make_config(spec.agent, get_task(spec.task), spec.overrides).to_dict()
         if spec.task not in hashes:
@@ -209,8 +243,9 @@ def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPl
 
     manifest = {
         "run": store.root.name, "suite": asdict(suite), "profile": asdict(profile),
-        "deviations_from_paper": profile.deviations(), "trials": [asdict(t) | {"trial_id": t.trial_id}
-                                                                  for t in plan.trials],
+        "deviations_from_paper": profile.deviations(),
+        "trial_deviations": {t.trial_id: deviations[t.trial_id] for t in plan.trials},
+        "trials": [asdict(t) | {"trial_id": t.trial_id} for t in plan.trials],
         "skipped_tasks": plan.skipped, "agent_configs": configs, "datasets": hashes,
         "versions": package_versions(), "git_commit": _git_commit(),
         "machine": {"host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),

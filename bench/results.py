@@ -25,8 +25,8 @@ EVAL_COLUMNS = [
 ]
 FINAL_COLUMNS = [
     "run", "trial_id", "agent", "variant", "task", "domain", "reward_type", "ratio", "seed", "profile", "status",
-    "error", "rtg_target", "final_score", "last_score", "best_score", "steps", "evaluations", "wall_time_s",
-    "params_total", "params_trainable", "dataset_hash", "dataset_source",
+    "error", "rtg_target", "final_score", "last_score", "best_score", "target_scores", "steps", "evaluations",
+    "wall_time_s", "params_total", "params_trainable", "dataset_hash", "dataset_source",
 ]
 
 
@@ -63,10 +63,16 @@ class EvalRow(TrialKey):
 class FinalRow(TrialKey):
     status: str  # "ok" or "failed"
     error: str = ""
+    # This trial's best return-to-go target and its scores. Final score = mean over the last report window.
+    # The best target of one seed is an optimistic pick; reports score a cell at one target for all its seeds
+    # (bench.report.stats.select_cell_targets) from `target_scores`.
     rtg_target: float | None = None
-    final_score: float | None = None  # paper protocol: mean over the last report window, best target
+    final_score: float | None = None
     last_score: float | None = None
     best_score: float | None = None
+    #: Every target's scores, in the task's target order: [{"target", "final", "last", "best"}, ...]
+    #: (one entry with target None for agents without targets). Stored as JSON text in final.parquet.
+    target_scores: list[dict[str, float | None]] = field(default_factory=list)
     steps: int = 0
     evaluations: int = 0
     wall_time_s: float = 0.0
@@ -125,6 +131,7 @@ def final_frame(rows: list[FinalRow]) -> pd.DataFrame:
     for r in rows:
         d = asdict(r)
         d["extra"] = json.dumps(d["extra"], default=str)
+        d["target_scores"] = json.dumps(d["target_scores"])
         records.append(d)
     frame = pd.DataFrame(records, columns=[*FINAL_COLUMNS, "extra"])
     return frame.astype({"rtg_target": "float64", "final_score": "float64", "last_score": "float64",

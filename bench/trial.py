@@ -76,11 +76,11 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
     """Train and evaluate one trial. User errors propagate as BenchError; see `run_trial_safely`."""
     import torch
 
-    from agents.base import TaskSpec
+    from agents.base import TaskSpec, eval_steps
     from agents.registry import make_agent
     from bench.data.loaders import load_task_dataset
     from bench.data.subsample import subsample
-    from bench.evaluate import evaluate, select_target
+    from bench.evaluate import evaluate, select_target, target_summaries
 
     if spec.steps < 1 or spec.eval_episodes < 1:
         raise BenchError(f"steps ({spec.steps}) and eval episodes ({spec.eval_episodes}) must be at least 1")
@@ -99,8 +99,15 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
     def on_log(step: int, metrics: dict[str, float]) -> None:
         losses[step] = float(metrics.get("loss", float("nan")))
 
+    # Evaluation k (0-based, by its place in the schedule, so a resumed trial keeps the numbering) gets fresh
+    # start states that depend only on (seed, k, episode): the same for every agent and target.
+    schedule = eval_steps(spec.steps, spec.eval_every)
+
     def on_eval(step: int, _agent: Any) -> None:
-        results = evaluate(agent, task, spec.eval_episodes, seed=spec.seed)
+        if step not in schedule:
+            raise BenchError(f"{spec.agent} evaluated at step {step}, which is not in its evaluation schedule "
+                             f"(every {spec.eval_every} of {spec.steps} steps); expected one of {schedule[:5]}...")
+        results = evaluate(agent, task, spec.eval_episodes, seed=spec.seed, eval_index=schedule.index(step))
         for res in results:
             rows.append(EvalRow(
                 **base, step=step, rtg_target=res.target, score_mean=res.mean_score,
@@ -117,10 +124,13 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
     if checkpoint_dir is not None:
         agent.save(checkpoint_dir)
     summary = select_target(per_target, spec.window())
+    every_target = [{"target": t.target, "final": t.final, "last": t.last, "best": t.best}
+                    for t in target_summaries(per_target, spec.window())]
     total, trainable = agent.num_params()
     final = FinalRow(
         **base, status="ok", rtg_target=summary.target, final_score=summary.final, last_score=summary.last,
-        best_score=summary.best, steps=spec.steps, evaluations=len(per_target[summary.target]),
+        best_score=summary.best, target_scores=every_target, steps=spec.steps,
+        evaluations=len(per_target[summary.target]),
         wall_time_s=time.perf_counter() - start, params_total=total, params_trainable=trainable,
         dataset_hash=data.content_hash(), dataset_source=str(full.metadata.get("source", "")),
         extra={"report_window": spec.window(), "config": agent.config.to_dict(),

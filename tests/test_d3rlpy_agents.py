@@ -108,12 +108,13 @@ def _agent(name: str, spec: TaskSpec, seed: int = 0, **overrides: object) -> Age
 
 
 def test_default_configs_follow_the_references() -> None:
+    """Spot checks; tests/test_corl_configs.py compares every CORL-configured field per dataset."""
     cql = make_config("cql", get_task("hopper-medium"))
     assert isinstance(cql, CQLConfig)
-    assert (cql.batch_size, cql.learning_rate, cql.actor_learning_rate, cql.n_action_samples) == (256, 3e-4, 1e-4, 10)
+    assert (cql.batch_size, cql.learning_rate, cql.actor_learning_rate, cql.n_action_samples) == (256, 3e-4, 3e-5, 10)
     assert cql.conservative_weight == 10.0 and cql.hidden_units == (256, 256, 256) and cql.alpha_learning_rate == 0
-    assert make_config("cql", get_task("hopper-medium-replay")).conservative_weight == 5.0  # type: ignore[attr-defined]
-    assert make_config("cql", TASK).conservative_weight == 5.0  # type: ignore[attr-defined]
+    assert make_config("cql", get_task("hopper-medium-replay")).conservative_weight == 10.0  # type: ignore[attr-defined]
+    assert make_config("cql", TASK).conservative_weight == 10.0  # type: ignore[attr-defined]
 
     bc = make_config("bc", TASK)
     assert isinstance(bc, BCConfig) and (bc.batch_size, bc.learning_rate, bc.hidden_units) == (256, 3e-4, (256, 256))
@@ -122,7 +123,8 @@ def test_default_configs_follow_the_references() -> None:
     iql = make_config("iql", get_task("walker2d-medium-expert"))
     assert isinstance(iql, IQLConfig)
     assert (iql.expectile, iql.weight_temp, iql.learning_rate, iql.batch_size) == (0.7, 3.0, 3e-4, 256)
-    assert iql.reward_return_scale == 1000.0 and iql.actor_cosine_schedule
+    assert iql.reward_return_scale is None and iql.actor_cosine_schedule and iql.standardize_observations
+    assert make_config("iql", get_task("hopper-medium")).reward_return_scale == 1000.0  # type: ignore[attr-defined]
     assert make_config("iql", TASK).reward_return_scale is None  # type: ignore[attr-defined]
     assert make_config("iql", get_task("kitchen-partial")).weight_temp == 0.5  # type: ignore[attr-defined]
 

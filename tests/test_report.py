@@ -64,9 +64,15 @@ def _write_run(root: Path, name: str, profile: str, scores: dict[tuple[str, floa
             chosen = targets[1] if variant != "cql" and ok else math.nan
             common = {"run": name, "trial_id": trial, "agent": variant, "variant": variant, "task": task,
                       "domain": domain, "reward_type": reward, "ratio": ratio, "seed": seed, "profile": profile}
+            # Every target's scores: the chosen one scores `score`, the other less (the cell rule picks the same).
+            every = [{"target": None if variant == "cql" else targets[1], "final": score, "last": score,
+                      "best": score}]
+            if variant != "cql":
+                every.insert(0, {"target": targets[0], "final": score - 100, "last": 0.0, "best": 0.0})
             finals.append({**common, "status": "ok" if ok else "failed",
                            "error": "" if ok else "RuntimeError: CUDA out of memory", "rtg_target": chosen,
-                           "final_score": score, "last_score": score, "best_score": score, "steps": 1000,
+                           "final_score": score, "last_score": score, "best_score": score,
+                           "target_scores": json.dumps(every if ok else []), "steps": 1000,
                            "evaluations": 3, "wall_time_s": 1.0, "params_total": 10, "params_trainable": 5,
                            "dataset_hash": "h", "dataset_source": "generated", "extra": "{}"})
             if not ok:
@@ -156,18 +162,18 @@ def _md_row(md: str, *starts: str) -> str:
 def test_markdown_and_latex_emphasis(report: Built) -> None:
     out = report.out
     md = (out / "paper" / "tables" / "scores.md").read_text()
-    assert "| Reward | Task | Ratio | LaMo | DT | CQL | LaMo vs DT |" in md
+    assert "| Reward | Task | Ratio | LaMo | DT | CQL | LaMo vs DT | RTG target |" in md
     assert _md_row(md, "sparse", "kitchen-partial", "1") == (
-        "| sparse | kitchen-partial | 1 | **50.0 ± 8.2** | <u>40.0 ± 8.2</u> | 2.0 ± 0.8 | +25.0% |")
+        "| sparse | kitchen-partial | 1 | **50.0 ± 8.2** | <u>40.0 ± 8.2</u> | 2.0 ± 0.8 | +25.0% | 5 |")
     assert _md_row(md, "sparse", "kitchen-partial", "0.1") == (
-        "| sparse | kitchen-partial | 0.1 | <u>30.0 ± 8.2</u> | 20.0 ± 8.2 | **35.0 ± 0.8** | +50.0% |")
+        "| sparse | kitchen-partial | 0.1 | <u>30.0 ± 8.2</u> | 20.0 ± 8.2 | **35.0 ± 0.8** | +50.0% | 5 |")
     assert _md_row(md, "dense", "hopper-medium", "1") == (
-        "| dense | hopper-medium | 1 | <u>72.0 ± 1.6</u> | 60.0 ± 0.0 | **81.0 ± 1.0 (1/3 failed)** | +20.0% |")
+        "| dense | hopper-medium | 1 | <u>72.0 ± 1.6</u> | 60.0 ± 0.0 | **81.0 ± 1.0 (1/3 failed)** | +20.0% | 3600 |")
     # An all-failed cell says so; it is never shown as a zero.
     assert _md_row(md, "dense", "hopper-medium", "0.1") == (
-        "| dense | hopper-medium | 0.1 | **55.0 ± 4.1** | <u>-10.0 ± 0.0</u> | failed (3/3) | +650.0% |")
+        "| dense | hopper-medium | 0.1 | **55.0 ± 4.1** | <u>-10.0 ± 0.0</u> | failed (3/3) | +650.0% | 3600 |")
     assert _md_row(md, "**dense**", "**Average (dense)**") == (
-        "| **dense** | **Average (dense)** |  | **63.5** | <u>25.0</u> | 81.0 (1/2 rows) | **+154.0%** |")
+        "| **dense** | **Average (dense)** |  | **63.5** | <u>25.0</u> | 81.0 (1/2 rows) | **+154.0%** |  |")
     assert "profile 'paper'" in md.lower() or "Profile 'paper'" in md
     tex = (out / "paper" / "tables" / "scores.tex").read_text()
     assert r"\textbf{50.0 $\pm$ 8.2}" in tex and r"\underline{40.0 $\pm$ 8.2}" in tex
@@ -321,8 +327,78 @@ def test_degenerate_run_still_reports(tmp_path: Path) -> None:
     info = build_report([run], out, reps=REPS)["profiles"]["smoke"]
     md = (out / "smoke" / "tables" / "scores.md").read_text()
     row = _md_row(md, "sparse", "kitchen-partial", "1")
-    assert row == "| sparse | kitchen-partial | 1 | 15.0 ± 5.0 | failed (1/1) | - |"  # no bold: one scored method
+    assert row == "| sparse | kitchen-partial | 1 | 15.0 ± 5.0 | failed (1/1) | - | 5 |"  # no bold: one scored method
     assert "learning_curves" not in info["figures"] and "probability_of_improvement" not in info["figures"]
     assert any("no evals.parquet" in n for n in info["notes"])
     assert any("so no P(LaMo > X)" in n for n in info["notes"]) and "robust_improvement" not in info["tables"]
     assert set(pd.read_csv(out / "smoke" / "robust" / "aggregates.csv")["method"]) == {"lamo"}
+
+
+def _target_run(root: Path, with_target_scores: bool = True) -> Path:
+    """LaMo on kitchen-partial at ratio 1, targets 4 and 5, where each seed's best target is not the cell's:
+
+        seed   target 4   target 5   seed's best
+        0      60         10         60 (target 4)
+        1       0         50         50 (target 5)
+        2       0         50         50 (target 5)
+        mean   20         36.7       53.3
+
+    The cell is scored at target 5 (highest mean): 36.7 ± 18.9, not the per-seed-best 53.3.
+    """
+    run = root / "targets"
+    run.mkdir(parents=True)
+    per_seed = [(60.0, 10.0), (0.0, 50.0), (0.0, 50.0)]
+    finals = []
+    for seed, (t4, t5) in enumerate(per_seed):
+        best_target, best = (4.0, t4) if t4 > t5 else (5.0, t5)
+        row: dict[str, Any] = {
+            "run": "targets", "trial_id": f"lamo-s{seed}", "agent": "lamo", "variant": "lamo",
+            "task": "kitchen-partial", "domain": "kitchen", "reward_type": "sparse", "ratio": 1.0, "seed": seed,
+            "profile": "paper", "status": "ok", "error": "", "rtg_target": best_target, "final_score": best,
+            "last_score": best, "best_score": best, "steps": 1000, "evaluations": 3, "wall_time_s": 1.0,
+            "params_total": 10, "params_trainable": 5, "dataset_hash": "h", "dataset_source": "generated",
+            "extra": "{}"}
+        if with_target_scores:
+            row["target_scores"] = json.dumps([{"target": 4.0, "final": t4, "last": t4, "best": t4},
+                                               {"target": 5.0, "final": t5, "last": t5, "best": t5}])
+        finals.append(row)
+    pd.DataFrame(finals).to_parquet(run / "final.parquet", index=False)
+    return run
+
+
+def test_one_target_per_cell_not_per_seed(tmp_path: Path) -> None:
+    from bench.report.stats import select_cell_targets
+
+    run = _target_run(tmp_path / "results")
+    final = pd.read_parquet(run / "final.parquet")
+    rescored, means, notes = select_cell_targets(final)
+    assert notes == []
+    assert list(rescored["rtg_target"]) == [5.0, 5.0, 5.0]
+    assert list(rescored["final_score"]) == [10.0, 50.0, 50.0]
+    assert list(rescored["seed_best_score"]) == [60.0, 50.0, 50.0]  # the trial's own pick stays visible
+    assert list(rescored["target_choice"]) == ["cell"] * 3
+    assert means.set_index("rtg_target")["mean_final"].to_dict() == pytest.approx({4.0: 20.0, 5.0: 110 / 3})
+    assert means.loc[means["chosen"], "rtg_target"].tolist() == [5.0]
+
+    out = tmp_path / "report"
+    build_report([run], out, reps=REPS)
+    r = _row(_scores(out), "kitchen-partial", 1.0)
+    assert r["lamo_mean"] == pytest.approx(110 / 3)  # per-seed best would give 53.3
+    assert (float(r["rtg_target"]), float(r["lamo_rtg_target"])) == (5.0, 5.0)
+    md = (out / "paper" / "tables" / "scores.md").read_text()
+    assert _md_row(md, "sparse", "kitchen-partial", "1").endswith("| 5 |")
+    assert "one per task × ratio cell for all seeds" in md and "best per seed" not in md
+    targets = pd.read_csv(out / "paper" / "tables" / "targets.csv")
+    assert len(targets) == 2 and targets.loc[targets["chosen"], "rtg_target"].tolist() == [5.0]
+    trials = pd.read_csv(out / "paper" / "tables" / "trials.csv").sort_values("seed")
+    assert trials["seed_best_target"].tolist() == [4.0, 5.0, 5.0]
+
+
+def test_results_without_per_target_scores_are_flagged(tmp_path: Path) -> None:
+    run = _target_run(tmp_path / "results", with_target_scores=False)
+    out = tmp_path / "report"
+    info = build_report([run], out, reps=REPS)["profiles"]["paper"]
+    r = _row(_scores(out), "kitchen-partial", 1.0)
+    assert r["lamo_mean"] == pytest.approx(160 / 3) and r["rtg_target"] == "best per seed"
+    assert any("own best return-to-go target, which is optimistic" in n for n in info["notes"])
+    assert "(optimistic)" in (out / "paper" / "tables" / "scores.md").read_text()

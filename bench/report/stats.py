@@ -8,6 +8,10 @@ they print "mean ± std"), so a cell with a single seed shows std 0.0 rather tha
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -18,6 +22,84 @@ CELL_COLUMNS = ["profile", "reward_type", "task", "ratio", "variant"]
 def scored_mask(final: pd.DataFrame) -> pd.Series:
     """Trials that produced a final score; everything else counts as failed."""
     return (final["status"] == "ok") & final["final_score"].notna()
+
+
+#: How a cell's return-to-go target was chosen (final rows' `target_choice`).
+CHOICE_CELL = "cell"  # one target for all seeds: the highest mean final score over seeds (the authors' rule)
+CHOICE_SEED = "seed-best"  # each seed's own best target: results without per-target scores (optimistic)
+CHOICE_NONE = "none"  # the agent takes no target
+
+
+def _target_entries(raw: Any) -> list[dict[str, Any]] | None:
+    """A final row's `target_scores` (JSON text in final.parquet); None when absent or unreadable."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    try:
+        entries = json.loads(raw) if isinstance(raw, str) else list(raw)
+    except (TypeError, ValueError):
+        return None
+    return [e for e in entries if isinstance(e, dict)] or None
+
+
+def select_cell_targets(final: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Score every cell at one return-to-go target for all its seeds, as the authors report (LaMo-2023 issue #1).
+
+    Per cell (profile, reward type, task, ratio, method) the target with the highest mean final score over the
+    scored seeds is chosen (ties: the task's first target) and each scored trial's final, last and best scores
+    are replaced by that target's; the trial's own best target and score stay in `seed_best_target` and
+    `seed_best_score`. Choosing per seed instead would average each seed's luckiest target, biasing every
+    return-conditioned method upwards against the agents that take no target.
+
+    Returns (rescored final rows with a `target_choice` column, one row per (cell, target) with its mean final
+    score and whether it was chosen, notes). A cell whose trials lack per-target scores (results written before
+    they were stored) keeps each seed's best and is flagged, never passed off as the cell rule.
+    """
+    frame = final.copy()
+    frame["seed_best_target"] = frame["rtg_target"]
+    frame["seed_best_score"] = frame["final_score"]
+    frame["target_choice"] = CHOICE_NONE
+    scored = scored_mask(frame)
+    raw = frame["target_scores"] if "target_scores" in frame.columns else pd.Series(None, index=frame.index)
+    records: list[dict[str, Any]] = []
+    fallback: list[str] = []
+    for key, group in frame.loc[scored].groupby(CELL_COLUMNS, sort=False):
+        cell = dict(zip(CELL_COLUMNS, key, strict=True))
+        entries = {i: _target_entries(raw.at[i]) for i in group.index}
+        conditioned = group["rtg_target"].notna().any() or any(
+            e is not None and any(x.get("target") is not None for x in e) for e in entries.values())
+        if not conditioned:
+            continue
+        per_trial: dict[Any, dict[float, dict[str, Any]]] = {}
+        for i, e in entries.items():
+            if e is not None:
+                per_trial[i] = {float(x["target"]): x for x in e if x.get("target") is not None
+                                and x.get("final") is not None and math.isfinite(float(x["final"]))}
+        common = [t for t in per_trial.get(group.index[0], {})
+                  if all(i in per_trial and t in per_trial[i] for i in group.index)]
+        label = f"{cell['variant']} on {cell['task']} at ratio {cell['ratio']:g}"
+        if not common:
+            frame.loc[group.index, "target_choice"] = CHOICE_SEED
+            fallback.append(label)
+            continue
+        means = {t: float(np.mean([per_trial[i][t]["final"] for i in group.index])) for t in common}
+        chosen = max(common, key=lambda t: means[t])  # max keeps the first of equal means
+        for i in group.index:
+            entry = per_trial[i][chosen]
+            frame.loc[i, "rtg_target"] = chosen
+            for col, field in (("final_score", "final"), ("last_score", "last"), ("best_score", "best")):
+                if col in frame.columns and entry.get(field) is not None:
+                    frame.loc[i, col] = float(entry[field])
+        frame.loc[group.index, "target_choice"] = CHOICE_CELL
+        for t in common:
+            records.append({**cell, "agent": str(group["agent"].iloc[0]), "rtg_target": t, "mean_final": means[t],
+                            "n_seeds": len(group), "chosen": t == chosen})
+    notes = []
+    if fallback:
+        notes.append(f"{len(fallback)} cell(s) have no per-target final scores (results written before they were "
+                     f"stored), so each seed is scored at its own best return-to-go target, which is optimistic: "
+                     f"{', '.join(fallback)}")
+    columns = [*CELL_COLUMNS, "agent", "rtg_target", "mean_final", "n_seeds", "chosen"]
+    return frame, pd.DataFrame(records, columns=columns), notes
 
 
 def task_rank(task: str) -> tuple[int, str]:
@@ -44,6 +126,7 @@ def cell_stats(final: pd.DataFrame) -> pd.DataFrame:
             "mean": float(np.mean(scores)) if len(scores) else float("nan"),
             "std": float(np.std(scores, ddof=STD_DDOF)) if len(scores) else float("nan"),
             "seeds": [int(s) for s in ok["seed"]],
+            "rtg_target": _cell_target(ok),
         })
     cells = pd.DataFrame(rows)
     if cells.empty:
@@ -51,6 +134,16 @@ def cell_stats(final: pd.DataFrame) -> pd.DataFrame:
     cells["_rank"] = cells["task"].map(task_rank)
     return cells.sort_values(["_rank", "ratio", "variant"], ascending=[True, False, True]).drop(
         columns="_rank").reset_index(drop=True)
+
+
+def _cell_target(ok: pd.DataFrame) -> str:
+    """The target a cell's scored trials used: one number, "" without targets, "seed-best" when chosen per seed."""
+    if ok.empty or ok["rtg_target"].isna().all():
+        return ""
+    if "target_choice" in ok.columns and (ok["target_choice"] == CHOICE_SEED).any():
+        return CHOICE_SEED
+    targets = sorted({float(t) for t in ok["rtg_target"].dropna()})
+    return "/".join(f"{t:g}" for t in targets)
 
 
 def chosen_target_evals(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,9 @@ Conventions, all written into the captions too:
 - "LaMo vs DT" is the paper's relative improvement (LaMo - DT) / |DT| × 100, from unrounded means,
   blank when DT is 0 or either is missing;
 - an Average row per reward type averages each method's row means; a method missing rows gets
-  "(k/n rows)" and is left out of that row's ranking and improvement.
+  "(k/n rows)" and is left out of that row's ranking and improvement;
+- "RTG target" names the return-to-go target each return-conditioned method's cell is scored at: one per
+  task × ratio cell for all seeds (`stats.select_cell_targets`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,16 @@ def _seed_note(cells: pd.DataFrame) -> str:
     return f"seeds per cell vary ({counts[0]}-{counts[-1]}; exact counts in the CSV)"
 
 
+def _target_text(targets: dict[str, str]) -> str:
+    """The RTG-target cell: one value when every return-conditioned method used it, else one per method."""
+    shown = {m: ("best per seed" if t == "seed-best" else t) for m, t in targets.items() if t}
+    if not shown:
+        return "-"
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return ", ".join(f"{display_name(m)} {t}" for m, t in shown.items())
+
+
 def score_table(cells: pd.DataFrame, profile: str) -> ScoreTable:
     """Rows task × ratio grouped by reward type, each group closed by its Average row; methods as columns."""
     agents = dict(zip(cells["variant"], cells["agent"], strict=True))
@@ -110,6 +122,11 @@ def score_table(cells: pd.DataFrame, profile: str) -> ScoreTable:
                 pct = improvement_pct(means["lamo"], means["dt"])
                 record["lamo_vs_dt_pct"] = pct
                 cells_out.append(Cell(format_pct(pct)))
+            targets = {m: str(sub.at[m, "rtg_target"]) if m in sub.index and "rtg_target" in sub.columns else ""
+                       for m in methods}
+            record.update({f"{m}_rtg_target": t for m, t in targets.items()})
+            record["rtg_target"] = _target_text(targets)
+            cells_out.append(Cell(record["rtg_target"]))
             records.append(record)
             rows.append(cells_out)
 
@@ -138,6 +155,7 @@ def score_table(cells: pd.DataFrame, profile: str) -> ScoreTable:
             pct = improvement_pct(complete.get("lamo", float("nan")), complete.get("dt", float("nan")))
             record["lamo_vs_dt_pct"] = pct
             avg_cells.append(Cell(format_pct(pct), bold=True))
+        avg_cells.append(Cell(""))
         records.append(record)
         rows.append(avg_cells)
         rules.add(len(rows) - 1)
@@ -145,13 +163,20 @@ def score_table(cells: pd.DataFrame, profile: str) -> ScoreTable:
     header = ["Reward", "Task", "Ratio", *[display_name(m) for m in methods]]
     if with_improvement:
         header.append("LaMo vs DT")
+    header.append("RTG target")
     caption = (
         f"Profile '{profile}'. Normalized final score (0-100), mean ± std over seeds (std with ddof={STD_DDOF}); "
         f"{_seed_note(cells)}. Bold: best in the row; underlined: second best. Failed trials are left out of "
         "the mean and counted as '(k/n failed)'; 'failed' means no seed finished; '-' means not run. "
         "LaMo vs DT = (LaMo - DT) / |DT| × 100. Average rows average the row means per reward type; "
-        "'(k/n rows)' marks a method missing rows (left out of that row's ranking)."
+        "'(k/n rows)' marks a method missing rows (left out of that row's ranking). "
+        "RTG target: the return-to-go target each return-conditioned method is scored at in that row, one per "
+        "task × ratio cell for all seeds, the one with the highest mean final score over seeds (the authors' "
+        "protocol, LaMo-2023 issue #1); every target's mean is in targets.csv."
     )
+    if (cells.get("rtg_target", pd.Series(dtype=str)) == "seed-best").any():
+        caption += (" 'best per seed': results without per-target scores, so each seed is scored at its own best "
+                    "target (optimistic).")
     if not with_improvement:
         caption += " No LaMo-vs-DT column: the runs lack 'lamo' or 'dt'."
     table = Table(title=f"Normalized scores by task and sample ratio (profile: {profile})", caption=caption,

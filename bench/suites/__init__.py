@@ -4,12 +4,27 @@ A suite lists agents, tasks, sample ratios and seeds; `ratios = "paper"` means e
 (bench/tasks.py). A profile scales the budget (steps, evaluation cadence, episodes) and carries per-agent
 config overrides; everything a profile changes relative to the paper is reported as a deviation.
 Users can pass their own suite as a path to a TOML file of the same shape.
+
+Both a profile and a suite may carry per-task or per-cell agent overrides (the paper trains LaMo on GPT-2
+small, but on gpt2-medium for Kitchen Complete at 0.3 and Kitchen Partial at 1):
+
+    [[paper.cell_overrides]]          # in a suite file: [[cell_overrides]]
+    agent = "lamo"                    # a variant (lamo-no-lm-loss) inherits its base agent's overrides
+    task = "kitchen-complete"
+    ratio = 0.3                       # optional; absent = every ratio of the task
+    set = { lm_source = "gpt2-medium" }
+
+A trial's overrides are applied in this order, later ones winning: the profile's agent table for the base agent,
+then for the variant, then the profile's matching cell overrides (base agent first, then variant, each in file
+order), then the suite's matching cell overrides (same order). `cell_overrides_for` computes them.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,25 +35,34 @@ from bench.tasks import get_task
 SUITES_DIR = Path(__file__).resolve().parent
 PAPER_EVAL_EVERY = 2500
 PAPER_EVAL_EPISODES = 20
+#: A deliberate protocol difference every trial shares (bench/evaluate.py explains it).
+SEEDED_EVALUATION = ("evaluation start states are seeded per (trial seed, evaluation, episode), identical for "
+                     "every agent and target; the official evaluator resets its environments unseeded")
 
 
 @dataclass(frozen=True)
 class CellOverride:
-    """Config overrides for one agent on one task (and optionally one sample ratio), from a TOML entry
-
-        [[paper.cell_overrides]]
-        agent = "lamo"
-        task = "kitchen-complete"
-        ratio = 0.3  # optional: every ratio when absent
-        set = { lm_source = "gpt2-medium" }
-
-    Validated here (agent, task, ratio, and the `set` keys and types against that agent's config for that task).
-    """
+    """Agent config overrides for one task (every ratio) or one task x ratio cell; TOML key `set` = `values`."""
 
     agent: str
     task: str
     ratio: float | None
-    set: dict[str, Any]
+    values: dict[str, Any]
+
+    def matches(self, agent: str, task: str, ratio: float) -> bool:
+        return self.agent == agent and self.task == task and (
+            self.ratio is None or math.isclose(self.ratio, ratio, rel_tol=1e-9, abs_tol=1e-12))
+
+
+def cell_overrides_for(overrides: Sequence[CellOverride], agent: str, base: str, task: str,
+                       ratio: float) -> dict[str, Any]:
+    """The merged `set` tables that apply to (agent, task, ratio): base agent's first, then the variant's."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys((base, agent)):
+        for o in overrides:
+            if o.matches(name, task, ratio):
+                out.update(o.values)
+    return out
 
 
 @dataclass(frozen=True)
@@ -54,11 +78,18 @@ class Profile:
     def steps_for(self, task: str) -> int:
         return get_task(task).paper.train_steps if self.steps is None else self.steps
 
-    def overrides_for(self, agent: str, base: str) -> dict[str, Any]:
-        """Overrides for an agent; a variant (lamo-no-lm-loss) gets its base agent's (lamo) first."""
-        return {**self.agent_overrides.get(base, {}), **self.agent_overrides.get(agent, {})}
+    def overrides_for(self, agent: str, base: str, task: str | None = None,
+                      ratio: float | None = None) -> dict[str, Any]:
+        """Overrides for an agent (on a task x ratio cell when given); a variant gets its base agent's first."""
+        out = {**self.agent_overrides.get(base, {}), **self.agent_overrides.get(agent, {})}
+        if task is not None and ratio is not None:
+            out.update(cell_overrides_for(self.cell_overrides, agent, base, task, ratio))
+        return out
 
     def deviations(self) -> list[str]:
+        """Run-level differences from the paper: budget, overrides the paper profile does not make, and the
+        seeded evaluation. Each trial's full list (its agent config's own deviations, the LM, corpus, inference
+        mode, autocast and generated data) is `bench.deviations.trial_deviations`, in the run's manifest."""
         out = []
         if self.steps is not None:
             out.append(f"training steps {self.steps} instead of the paper's per-task steps (100K; Reacher2d 37.5K)")
@@ -66,11 +97,25 @@ class Profile:
             out.append(f"evaluation every {self.eval_every} steps instead of {PAPER_EVAL_EVERY}")
         if self.eval_episodes != PAPER_EVAL_EPISODES:
             out.append(f"{self.eval_episodes} evaluation episodes instead of {PAPER_EVAL_EPISODES}")
-        paper = load_profiles()["paper"].agent_overrides  # settings the paper profile spells out are the paper's
+        paper = load_profiles()["paper"]  # settings the paper profile spells out are the paper's
         for agent, overrides in self.agent_overrides.items():
             for key, value in overrides.items():
-                if paper.get(agent, {}).get(key, object()) != value:
+                if paper.agent_overrides.get(agent, {}).get(key, object()) != value:
                     out.append(f"{agent}: {key} = {value!r}")
+        for agent, overrides in paper.agent_overrides.items():
+            for key, value in overrides.items():
+                if key not in self.agent_overrides.get(agent, {}):
+                    out.append(f"{agent}: {key} left at its default instead of the paper's {value!r}")
+        for o in self.cell_overrides:
+            if o not in paper.cell_overrides:
+                where = o.task if o.ratio is None else f"{o.task} at ratio {o.ratio:g}"
+                out.append(f"{o.agent} on {where}: " + ", ".join(f"{k} = {v!r}" for k, v in o.values.items()))
+        for o in paper.cell_overrides:
+            if o not in self.cell_overrides:
+                where = o.task if o.ratio is None else f"{o.task} at ratio {o.ratio:g}"
+                out.append(f"{o.agent} on {where}: not the paper's " + ", ".join(
+                    f"{k} = {v!r}" for k, v in o.values.items()))
+        out.append(SEEDED_EVALUATION)
         return out
 
 
@@ -83,7 +128,7 @@ class Suite:
     seeds: tuple[int, ...]
     ratios: dict[str, tuple[float, ...]]  # per task
     default_profile: str = "paper"
-    cell_overrides: tuple[CellOverride, ...] = ()
+    cell_overrides: tuple[CellOverride, ...] = ()  # applied after the profile's (module docstring)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -228,8 +273,12 @@ def _cell_overrides(path: Path, where: str, value: Any) -> tuple[CellOverride, .
         task = _str(path, f"{here}.task", entry["task"])
         _known(path, f"{here}.task", task, get_task)
         ratio = _ratio(path, f"{here}.ratio", entry["ratio"]) if "ratio" in entry else None
-        changes = _check_agent_overrides(path, here, agent, _table(path, f"{here}.set", entry["set"]), task=task)
-        out.append(CellOverride(agent=agent, task=task, ratio=ratio, set=changes))
+        values = _table(path, f"{here}.set", entry["set"])
+        if not values:
+            raise _refuse(path, f"{here}.set", values, "a table of at least one agent config field, "
+                                                       "e.g. set = { lm_source = \"gpt2-medium\" }")
+        changes = _check_agent_overrides(path, here, agent, values, task=task)
+        out.append(CellOverride(agent=agent, task=task, ratio=ratio, values=changes))
     return tuple(out)
 
 
