@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
+from bench.overrides import check_overrides
 from bench.tasks import Task
 
 
@@ -70,14 +71,15 @@ class AgentConfig:
     weight_decay: float = 1e-4
 
     def with_overrides(self, overrides: dict[str, Any]) -> Self:
-        """A copy with some fields changed; an unknown field is a one-line error naming the valid ones."""
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise BenchError(
-                f"unknown {type(self).__name__} field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(names))}"
-            )
-        return replace(self, **overrides)
+        """A copy with some fields changed, each checked against its declared type first.
+
+        An unknown field, or a value of the wrong type (`batch_size="abc"` or 2.5, `learning_rate="fast"`), is a
+        one-line `BenchError` naming the field, the value and the accepted type, raised before anything trains;
+        `dataclasses.replace` alone would let it through to fail deep inside training. Command-line text
+        (`bench.overrides.CliText`) is parsed according to the field's type; lists become tuples where a tuple
+        is declared, and an integer is accepted for a float field.
+        """
+        return replace(self, **check_overrides(type(self), overrides))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

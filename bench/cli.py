@@ -19,9 +19,11 @@ from rich.table import Table
 
 from bench.errors import BenchError, RunInterrupted
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# no_args_is_help is off on purpose: with it, typer prints the whole help panel and then raises; without it,
+# `bench` alone is the one-line "missing command" usage error that main() prints (exit code 2).
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="lamo-bench: LaMo vs Decision Transformer, CQL and BC on offline RL tasks.")
-data_app = typer.Typer(no_args_is_help=True, help="Inspect and build datasets.")
+data_app = typer.Typer(no_args_is_help=False, help="Inspect and build datasets.")
 app.add_typer(data_app, name="data")
 
 # Wide enough for the task table when stdout is a pipe or a CI log (rich assumes 80 columns there).
@@ -110,6 +112,7 @@ def data_build_cmd(
     from bench.data.loaders import load_task_dataset, source_available, source_path
     from bench.tasks import get_task
 
+    _check_seeds("--seed", [seed])
     t = get_task(task)
     generated = [src for src in t.sources if src.kind == "generated"]
     if if_missing and generated and source_available(generated[0]):
@@ -132,17 +135,18 @@ def data_build_cmd(
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`--set key=value` pairs; values are parsed as JSON when they can be (numbers, true/false), else strings."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise BenchError(f"--set {pair!r} is not key=value; example: --set learning_rate=3e-4")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    """`--set key=value` pairs as {key: CliText}: the config they go to parses each value by its field's type
+    (bench.overrides), so `batch_size=2.5` or `learning_rate=fast` is refused before anything runs."""
+    from bench.overrides import parse_pairs
+
+    return dict(parse_pairs(pairs))
+
+
+def _check_seeds(flag: str, seeds: list[int] | None) -> None:
+    """Seeds index environment and subsample streams (seed * 10000 + episode); a negative one is refused."""
+    for seed in seeds or []:
+        if seed < 0:
+            raise BenchError(f"{flag} {seed} is not accepted; use an integer >= 0")
 
 
 @app.command("train")
@@ -173,6 +177,7 @@ def train_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
+    _check_seeds("--seed", [seed])
     import torch
 
     from bench.results import RunStore, run_dir
@@ -196,8 +201,15 @@ def train_cmd(
     family = get_entry(agent).family
     if switches and family != "lamo":
         raise BenchError(f"options {', '.join(switches)} apply to lamo agents only, not {agent!r}")
+    # Every override is checked against the agent's config (field names and types, value ranges) before
+    # any data is loaded; the trial gets the typed values, so its manifest and rows record numbers, not text.
+    from agents.registry import make_config
+    from bench.tasks import get_task
+
+    wanted = {**switches, **_parse_overrides(overrides or [])}
+    config = make_config(agent, get_task(task), wanted)
     spec = TrialSpec(agent=agent, task=task, ratio=ratio, seed=seed, steps=steps, eval_every=eval_every,
-                     eval_episodes=episodes, overrides={**switches, **_parse_overrides(overrides or [])},
+                     eval_episodes=episodes, overrides={k: getattr(config, k) for k in wanted},
                      source=source, device=device)
     if threads < 1:
         raise BenchError(f"--threads {threads} is not accepted; use 1 or more")
@@ -293,7 +305,8 @@ def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:
                 try:
                     out.append(cast(part))
                 except ValueError:
-                    raise BenchError(f"{part!r} is not a valid {cast.__name__}") from None
+                    kind = {"int": "an integer", "float": "a number"}.get(cast.__name__, cast.__name__)
+                    raise BenchError(f"{part!r} is not accepted; expected {kind} (or a comma list of them)") from None
     return out
 
 
@@ -336,6 +349,10 @@ def run_cmd(
 
     if name is not None:
         check_run_name(name)
+    _check_seeds("--seeds", _split(seeds, int))
+    if max_concurrent is not None and max_concurrent < 1:
+        raise BenchError(f"--max-concurrent {max_concurrent} is not accepted; use 1 or more, or leave it out "
+                         f"for no limit (Ray runs as many trials as there are free CPUs)")
     s = load_suite(suite)
     p = get_profile(profile or s.default_profile)
     if build_missing and not dry_run:
@@ -401,6 +418,11 @@ def report_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Paper-style tables, sparse-vs-dense figures and rliable statistics from one or more runs."""
+    for run in runs or []:
+        if not run.is_dir():
+            what = "is a file, not a folder" if run.exists() else "does not exist"
+            raise BenchError(f"run folder {run} {what}; expected a run folder such as results/<run> "
+                             f"(one holding final.parquet)")
     from bench.paths import reports_root, results_root
     from bench.report import build_report
 
@@ -473,12 +495,51 @@ def perf_cmd(
         sys.exit(1)
 
 
-def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+def _usage_error_line(e: Exception) -> str:
+    """One line for a command-line parsing error, with the command's usage and where to find help.
+
+    Typer 0.29 bundles its own copy of click (`typer._click`), whose exceptions derive from
+    `typer.exceptions.TyperException`, not from the installed `click`; both families are handled so the CLI
+    keeps working whichever typer the environment has.
+    """
+    ctx = getattr(e, "ctx", None)
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    commands = getattr(getattr(ctx, "command", None), "commands", None) or {}
+    if commands and (message.startswith("Missing command") or type(e).__name__ == "NoArgsIsHelpError"):
+        # `bench` or `bench data` alone: name the commands instead of printing the whole help text.
+        message = f"missing command; accepted: {', '.join(sorted(commands))}"
+    message = " ".join(message.split())  # one line even when click wraps it
+    if ctx is None:
+        return f"error: {message}"
+    usage = " ".join(ctx.get_usage().split())
+    return f"error: {message} ({usage}; try '{ctx.command_path} --help')"
+
+
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    import click
+
+    found: list[type[BaseException]] = [click.exceptions.ClickException]
     try:
-        app(standalone_mode=False)
+        from typer.exceptions import TyperException  # typer >= 0.29: the bundled click's base exception
+    except ImportError:
+        pass
+    else:
+        found.append(TyperException)
+    return tuple(found)
+
+
+def _exit_types() -> tuple[type[BaseException], ...]:
+    import click
+
+    return (click.exceptions.Exit, typer.Exit)
+
+
+def main() -> None:
+    """Console entry point: user errors (parsing or `BenchError`) become one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False, prog_name="bench")
     except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
     except RunInterrupted as e:
         # By now the trials are stopped, Ray is shut down, the tables merged and the run's lock released. Exit
@@ -491,14 +552,12 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
+    except Exception as e:
+        if isinstance(e, _exit_types()):
+            sys.exit(getattr(e, "exit_code", 0))
+        if isinstance(e, _usage_error_types()):
+            print(_usage_error_line(e), file=sys.stderr)
             sys.exit(2)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
         raise
 
 

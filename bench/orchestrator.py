@@ -50,6 +50,34 @@ ROUGH_ENV_STEPS_PER_SEC = 2000.0
 ROUGH_ENV_STEPS_PER_SEC_BY_DOMAIN = {"kitchen": 200.0}
 
 
+#: Environment that keeps a single-machine Ray on loopback. Ray 2.60 binds its gRPC servers (GCS, raylet,
+#: object manager, core workers) to the node's IP address, and takes that address from
+#: `ray._private.services.get_node_ip_address`, which returns 127.0.0.1 only when
+#: `ray._private.ray_constants.ENABLE_RAY_CLUSTER` is off, i.e. with this variable at "0". Otherwise
+#: `resolve_ip_for_localhost` swaps even an explicit `--node-ip-address=127.0.0.1` for the machine's external
+#: address ("Local node IP: <external>") and the GCS listens on every interface (`*:PORT`). The variable is read
+#: when Ray is imported, so it must be in the environment of `ray start` and of the driver before `import ray`.
+#: (`ray start` then refuses to let another machine join, which is what a loopback cluster wants.)
+LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def is_loopback_address(address: str | None) -> bool:
+    """No address (Ray started here) or a Ray address on this machine's loopback interface."""
+    if not address:
+        return True
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def use_loopback_ray() -> None:
+    """Make this process's Ray (and every Ray process it starts) use 127.0.0.1 only; see LOOPBACK_RAY_ENV."""
+    os.environ.update(LOOPBACK_RAY_ENV)
+    from ray._private import ray_constants
+
+    # When something imported Ray before the variable was set, the flag was already read: set it too.
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 @dataclass(frozen=True)
 class GridPlan:
     trials: list[TrialSpec]
@@ -424,6 +452,30 @@ def _trainable(config: dict[str, Any]) -> None:
         tune.report(metrics)
 
 
+def start_ray(address: str | None, env_vars: dict[str, str]) -> None:
+    """`ray.init` for `bench run`: a new local Ray on loopback only, or a connection to `address`.
+
+    A local Ray or one at a loopback address is kept on 127.0.0.1 (LOOPBACK_RAY_ENV, set before Ray is
+    imported); a remote cluster is left to advertise the address its nodes reach this driver at.
+    """
+    if is_loopback_address(address):
+        use_loopback_ray()
+        env_vars = {**env_vars, **LOOPBACK_RAY_ENV}
+    import ray
+
+    init_kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "runtime_env": {"env_vars": env_vars}, "logging_level": "ERROR"}
+    if address:
+        init_kwargs["address"] = address
+        _use_cluster_token_if_any()
+    else:
+        # "local": always a fresh single-machine Ray of our own. Without it ray.init() joins whatever Ray
+        # cluster already runs on the machine (another user's or test's), then refuses num_cpus.
+        init_kwargs["address"] = "local"
+        init_kwargs["num_cpus"] = os.cpu_count() or 1
+    ray.init(**init_kwargs)
+
+
 def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | None, address: str | None,
              resume: bool, progress: bool = True, todo: list[TrialSpec] | None = None,
              stop: StopRequest | None = None) -> dict[str, int]:
@@ -432,10 +484,6 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
     `todo` comes from `check_store` (missing and, by default, failed trials); without it only the missing
     trials run. With `stop`, a signal during the trials stops Tune, and `RunInterrupted` is raised after it.
     """
-    if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
-        # Keep a single-machine Ray on loopback: without this Ray resolves 127.0.0.1 to the machine's external
-        # address (it is read when ray is first imported, so set it before the import).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray import tune
 
@@ -451,17 +499,7 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
         env_vars.setdefault("LAMO_BENCH_DATA", str(_abs_data_root()))
         env_vars["PYTHONWARNINGS"] = "ignore"
         cuda = _cuda_available()
-        init_kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                       "runtime_env": {"env_vars": env_vars}, "logging_level": "ERROR"}
-        if address:
-            init_kwargs["address"] = address
-            _use_cluster_token_if_any()
-        else:
-            # "local": always a fresh single-machine Ray of our own. Without it ray.init() joins whatever Ray
-            # cluster already runs on the machine (another user's or test's), then refuses num_cpus.
-            init_kwargs["address"] = "local"
-            init_kwargs["num_cpus"] = os.cpu_count() or 1
-        ray.init(**init_kwargs)
+        start_ray(address, env_vars)
         if stop is not None:
             # ray.init installs a C++ failure handler for SIGTERM (a stack dump, then abort); take it back.
             stop.install()

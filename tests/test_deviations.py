@@ -110,11 +110,11 @@ def test_quick_profile_budget_and_config_differences(sparse_data_root: Path) -> 
 def test_bad_cell_overrides_are_one_line_errors(tmp_path: Path) -> None:
     base = 'agents = ["lamo"]\ntasks = ["kitchen-complete"]\nseeds = [0]\n\n[[cell_overrides]]\n'
     cases = {
-        'agent = "lamo"\ntask = "kitchen-complete"\nratio = "0.3"\nset = { lm_layers = 2 }\n': "is not a number",
-        'agent = "lamo"\ntask = "kitchen-complete"\n': "needs set = ",
+        'agent = "lamo"\ntask = "kitchen-complete"\nratio = "0.3"\nset = { lm_layers = 2 }\n': "ratio = '0.3' is not",
+        'agent = "lamo"\ntask = "kitchen-complete"\n': "lacks set",
         'agent = "lama"\ntask = "kitchen-complete"\nset = { lm_layers = 2 }\n': "unknown agent 'lama'",
         'agent = "lamo"\ntask = "kitchen"\nset = { lm_layers = 2 }\n': "unknown task 'kitchen'",
-        'task = "kitchen-complete"\nset = { lm_layers = 2 }\n': "needs agent and task",
+        'task = "kitchen-complete"\nset = { lm_layers = 2 }\n': "lacks agent",
     }
     for body, message in cases.items():
         p = tmp_path / "bad.toml"

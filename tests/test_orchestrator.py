@@ -1,23 +1,27 @@
-"""Suites, grid building, `bench run` end to end through Ray Tune, signal-and-resume, and a local Ray cluster."""
+"""Suites, grid building, `bench run` end to end through Ray Tune, kill-and-resume, and a local Ray cluster."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from bench.errors import BenchError
-from bench.orchestrator import build_grid
+from bench.orchestrator import LOOPBACK_RAY_ENV, build_grid, is_loopback_address
 from bench.suites import SEEDED_EVALUATION, available_suites, get_profile, load_suite
 
 
@@ -77,27 +81,6 @@ def _env(data_root: Path, results: Path) -> dict[str, str]:
     return {**os.environ, "LAMO_BENCH_DATA": str(data_root), "LAMO_BENCH_RESULTS": str(results)}
 
 
-def _stop_ray_started_with(env: dict[str, str]) -> None:
-    """Kill the Ray processes this test started, found by the unique results path in their environment.
-
-    Never `ray stop`: it stops every Ray cluster of the user on the machine, other runs' included.
-    """
-    import psutil
-
-    mine = env["LAMO_BENCH_RESULTS"]
-    procs = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.pid != os.getpid() and proc.environ().get("LAMO_BENCH_RESULTS") == mine:
-                procs.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(procs, timeout=30)
-
-
 @pytest.mark.slow
 def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     out = _bench("run", "--suite", "sparse", "--profile", "quick", "--agents", "dt,bc", "--seeds", "0",
@@ -107,6 +90,101 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     assert doc["trials"] == 6 and len(doc["grid"]) == 6
     assert doc["estimated_cpu_core_hours"] > 0
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
+
+
+# --- Ray processes of one test only: found by the test's own Ray temp dir, never `ray stop` (which stops every
+# Ray on the machine, other users' included) ------------------------------------------------------------------
+
+@contextmanager
+def _ray_temp_dir() -> Iterator[str]:
+    """A short private Ray temp dir (Ray's Unix socket paths must stay under 107 bytes); its Ray is stopped
+    and the folder removed afterwards."""
+    path = tempfile.mkdtemp(prefix="rb", dir="/tmp")
+    try:
+        yield path
+    finally:
+        _stop_ray_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _ray_processes(temp_dir: str) -> list[psutil.Process]:
+    """Every process whose command line names `temp_dir` (GCS, raylet, monitors) and their children (agents,
+    workers): exactly the Ray started with that temp dir."""
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if proc.pid != os.getpid() and temp_dir in " ".join(proc.info["cmdline"] or []):
+                for p in [proc, *proc.children(recursive=True)]:
+                    found[p.pid] = p
+        except psutil.Error:
+            continue
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+def _stop_ray_under(temp_dir: str) -> None:
+    procs = _ray_processes(temp_dir)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+
+
+def _listening(procs: list[psutil.Process]) -> list[tuple[str, str, int]]:
+    """(process name, ip, port) of every LISTEN socket of these processes."""
+    out = []
+    for p in procs:
+        try:
+            out += [(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections(kind="inet")
+                    if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:
+            continue
+    return out
+
+
+def _assert_loopback_only(listening: list[tuple[str, str, int]]) -> None:
+    assert listening, "no listening sockets found: the check would prove nothing"
+    outside = [x for x in listening if x[1] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
+    assert not outside, f"Ray sockets listening beyond loopback: {outside}"
+
+
+def test_loopback_addresses() -> None:
+    assert is_loopback_address(None) and is_loopback_address("127.0.0.1:6379")
+    assert is_loopback_address("localhost:1") and is_loopback_address("ray://127.0.0.1:10001")
+    assert not is_loopback_address("10.0.0.5:6379") and not is_loopback_address("head.example.org:6379")
+
+
+def test_local_ray_of_bench_run_listens_on_loopback_only(tmp_path: Path) -> None:
+    """`bench run` without --address starts Ray through `start_ray`; with one task run (so a worker exists),
+    every listening socket of the driver and the Ray processes it started is on 127.0.0.1."""
+    script = (
+        "import json, os, psutil, ray\n"
+        "from bench.orchestrator import start_ray\n"
+        "start_ray(None, {})\n"
+        "ray.get(ray.remote(lambda: os.getpid()).remote())\n"
+        "me = psutil.Process()\n"
+        "out = []\n"
+        "for p in [me, *me.children(recursive=True)]:\n"
+        "    try:\n"
+        "        out += [(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections(kind='inet')\n"
+        "                if c.status == psutil.CONN_LISTEN]\n"
+        "    except psutil.Error:\n"
+        "        pass\n"
+        "node_ip = ray.util.get_node_ip_address()\n"
+        "ray.shutdown()\n"
+        "print(json.dumps({'listening': out, 'node_ip': node_ip}))\n"
+    )
+    with _ray_temp_dir() as ray_tmp:
+        env = {k: v for k, v in os.environ.items() if k not in LOOPBACK_RAY_ENV}  # start_ray must set it
+        env.update(RAY_TMPDIR=ray_tmp, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["node_ip"] == "127.0.0.1"
+    _assert_loopback_only([tuple(x) for x in doc["listening"]])
 
 
 def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: int, sig: signal.Signals,
@@ -127,8 +205,13 @@ def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: 
 
 @pytest.mark.slow
 def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
+    with _ray_temp_dir() as ray_tmp:  # its Ray is stopped afterwards whatever happens to the driver
+        _sigterm_then_sigint_then_resume(reacher_data_root, tmp_path, ray_tmp)
+
+
+def _sigterm_then_sigint_then_resume(reacher_data_root: Path, tmp_path: Path, ray_tmp: str) -> None:
     results = tmp_path / "results"
-    env = _env(reacher_data_root, results)
+    env = {**_env(reacher_data_root, results), "RAY_TMPDIR": ray_tmp}
     args = ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--seeds", "0,1,2,3",
             "--max-concurrent", "1", "--name", "killed"]
     trials = results / "killed" / "trials"
@@ -175,23 +258,26 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Path) -> None:
-    env = _env(reacher_data_root, tmp_path / "results")
+    """A `ray start` cluster on loopback (with the orchestrator's LOOPBACK_RAY_ENV, as the README tells users
+    to start a single-machine cluster), and `bench run --address` on it; every socket stays on 127.0.0.1."""
     ray_bin = str(Path(sys.executable).parent / "ray")
     port = _free_port()
-    start = subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                           capture_output=True, text=True, env=env)
-    assert start.returncode == 0, start.stderr
-    try:
+    with _ray_temp_dir() as ray_tmp:
+        env = {**_env(reacher_data_root, tmp_path / "results"), **LOOPBACK_RAY_ENV}
+        start = subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                                "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                                f"--temp-dir={ray_tmp}"], capture_output=True, text=True, env=env, timeout=300)
+        assert start.returncode == 0, start.stderr
+        assert "Local node IP: 127.0.0.1" in start.stdout + start.stderr
+        _assert_loopback_only(_listening(_ray_processes(ray_tmp)))
         out = _bench("run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--name", "cluster",
-                     "--address", f"127.0.0.1:{port}", "--json", env=env)
+                     "--address", f"127.0.0.1:{port}", "--json", env=env, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         final = pd.read_parquet(tmp_path / "results" / "cluster" / "final.parquet")
         assert list(final["status"]) == ["ok"]
         manifest = json.loads((tmp_path / "results" / "cluster" / "manifest.json").read_text())
         assert manifest["machine"]["ray_address"] == f"127.0.0.1:{port}"
-    finally:
-        _stop_ray_started_with(env)
+        _assert_loopback_only(_listening(_ray_processes(ray_tmp)))  # with the run's workers still around
 
 
 @pytest.mark.slow

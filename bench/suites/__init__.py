@@ -21,6 +21,7 @@ order), then the suite's matching cell overrides (same order). `cell_overrides_f
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from collections.abc import Sequence
@@ -62,36 +63,6 @@ def cell_overrides_for(overrides: Sequence[CellOverride], agent: str, base: str,
             if o.matches(name, task, ratio):
                 out.update(o.values)
     return out
-
-
-def parse_cell_overrides(raw: Any, key: str) -> tuple[CellOverride, ...]:
-    """`[[<key>]]` tables (key "paper.cell_overrides" in profiles.toml, "cell_overrides" in a suite) as
-    `CellOverride`s; a malformed entry is a one-line error naming it."""
-    from agents.registry import get_entry
-
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise BenchError(f"{key} must be an array of tables ([[{key}]]), got {type(raw).__name__}")
-    out = []
-    for i, entry in enumerate(raw):
-        label = f"[[{key}]] entry {i + 1}"
-        if not isinstance(entry, dict):
-            raise BenchError(f"{label} must be a table with agent, task, optional ratio and set")
-        agent, task, ratio, values = entry.get("agent"), entry.get("task"), entry.get("ratio"), entry.get("set")
-        if not isinstance(agent, str) or not isinstance(task, str):
-            raise BenchError(f'{label} needs agent and task as strings, e.g. agent = "lamo", '
-                             'task = "kitchen-complete"')
-        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int | float)):
-            raise BenchError(f"{label}: ratio {ratio!r} is not a number; accepted: a sample ratio such as 0.3, "
-                             "or no ratio for every ratio of the task")
-        if not isinstance(values, dict) or not values:
-            raise BenchError(f"{label} needs set = {{ field = value, ... }} with at least one agent config field")
-        get_entry(agent)  # one-line errors for an unknown agent or task
-        get_task(task)
-        out.append(CellOverride(agent=agent, task=task, ratio=None if ratio is None else float(ratio),
-                                values=dict(values)))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -161,30 +132,199 @@ class Suite:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise BenchError(f"{path} is a folder; expected a suite .toml file (or a packaged suite name)")
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise BenchError(f"file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"{path} is not a text file; expected a suite .toml file") from None
     except tomllib.TOMLDecodeError as e:
         raise BenchError(f"{path} is not valid TOML: {e}") from None
+
+
+# --- validation: every key of a suite or profile file, one line naming the file, the key and what is accepted --
+
+def _refuse(path: Path, key: str, value: Any, accepted: str) -> BenchError:
+    return BenchError(f"{path}: {key} = {value!r} is not accepted; expected {accepted}")
+
+
+def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise BenchError(f"{path}: unknown key(s) {', '.join(unknown)}{f' in [{where}]' if where else ''}; "
+                         f"accepted: {', '.join(allowed)}")
+    missing = [k for k in required if k not in table]
+    if missing:
+        raise BenchError(f"{path}: {f'[{where}] ' if where else ''}lacks {', '.join(missing)}; "
+                         f"required: {', '.join(required)}")
+
+
+def _table(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _refuse(path, key, value, "a table")
+    return value
+
+
+def _str(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _refuse(path, key, value, "a string")
+    return value
+
+
+def _positive_int(path: Path, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _refuse(path, key, value, "an integer >= 1")
+    return value
+
+
+def _str_list(path: Path, key: str, value: Any) -> list[str]:
+    """A list of strings; a bare string is refused (iterating it would give characters)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _refuse(path, key, value, 'a non-empty list of strings, e.g. ["dt", "lamo"]')
+    return value
+
+
+def _ratio(path: Path, key: str, value: Any) -> float:
+    from bench.data.subsample import check_ratio
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _refuse(path, key, value, "a number in (0, 1]")
+    try:
+        return check_ratio(value)
+    except BenchError:
+        raise _refuse(path, key, value, "a number in (0, 1]") from None
+
+
+def _ratios(path: Path, key: str, value: Any, task: str) -> tuple[float, ...]:
+    if value == "paper":
+        return get_task(task).sample_ratios
+    if not isinstance(value, list) or not value:
+        raise _refuse(path, key, value, '"paper" or a non-empty list of numbers in (0, 1], e.g. [0.1, 1.0]')
+    return tuple(_ratio(path, key, r) for r in value)
+
+
+def _known(path: Path, key: str, value: str, check: Any) -> None:
+    """Run a registry lookup (get_task, get_entry) and prefix its one-line error with the file and key."""
+    try:
+        check(value)
+    except BenchError as e:
+        raise BenchError(f"{path}: {key}: {e}") from None
+
+
+def _agent_config_defaults(agent: str) -> list[Any]:
+    """The agent's default configs for one continuous and one discrete task: a profile's overrides for the
+    agent must fit its config for some task kind (CQL and BC switch config class on discrete actions)."""
+    from agents.registry import make_config
+    from bench.tasks import TASKS
+
+    out = []
+    for kind in ("continuous", "discrete"):
+        task = next((t for t in TASKS.values() if t.action_kind == kind), None)
+        if task is None:
+            continue
+        try:
+            out.append(make_config(agent, task))
+        except BenchError:
+            continue  # e.g. iql has no discrete config
+    return out
+
+
+def _check_agent_overrides(path: Path, where: str, agent: str, overrides: dict[str, Any],
+                           task: str | None = None) -> dict[str, Any]:
+    """Override keys, types and ranges checked against the agent's config; returns the typed values."""
+    from agents.registry import make_config
+
+    try:
+        if task is not None:
+            config = make_config(agent, get_task(task), overrides)
+            return {k: getattr(config, k) for k in overrides}
+        defaults = _agent_config_defaults(agent)
+        errors = []
+        for default in defaults:
+            try:
+                config = default.with_overrides(overrides)
+            except BenchError as e:
+                errors.append(e)
+                continue
+            return {k: getattr(config, k) for k in overrides}
+        if errors:
+            raise errors[0]
+        return dict(overrides)
+    except BenchError as e:
+        raise BenchError(f"{path}: [{where}] {e}") from None
+
+
+def _cell_overrides(path: Path, where: str, value: Any) -> tuple[CellOverride, ...]:
+    from agents.registry import get_entry
+
+    key = f"{where}.cell_overrides" if where else "cell_overrides"
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise _refuse(path, key, value, 'an array of tables ([[cell_overrides]] with agent, task, optional ratio, '
+                                        'set = { field = value })')
+    out = []
+    for i, entry in enumerate(value):
+        here = f"{key}[{i}]"
+        _check_keys(path, here, entry, ("agent", "task", "ratio", "set"), required=("agent", "task", "set"))
+        agent = _str(path, f"{here}.agent", entry["agent"])
+        _known(path, f"{here}.agent", agent, get_entry)
+        task = _str(path, f"{here}.task", entry["task"])
+        _known(path, f"{here}.task", task, get_task)
+        ratio = _ratio(path, f"{here}.ratio", entry["ratio"]) if "ratio" in entry else None
+        values = _table(path, f"{here}.set", entry["set"])
+        if not values:
+            raise _refuse(path, f"{here}.set", values, "a table of at least one agent config field, "
+                                                       "e.g. set = { lm_source = \"gpt2-medium\" }")
+        changes = _check_agent_overrides(path, here, agent, values, task=task)
+        out.append(CellOverride(agent=agent, task=task, ratio=ratio, values=changes))
+    return tuple(out)
 
 
 def available_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if p.stem != "profiles")
 
 
-def load_profiles() -> dict[str, Profile]:
-    raw = _read_toml(SUITES_DIR / "profiles.toml")
+PROFILE_KEYS = ("description", "steps", "eval_every", "eval_episodes", "agents", "cell_overrides")
+SUITE_KEYS = ("description", "agents", "tasks", "seeds", "ratios", "task_ratios", "default_profile", "cell_overrides")
+
+
+def parse_profiles(path: Path) -> dict[str, Profile]:
+    """Every profile of a profiles TOML file, each key validated (see PROFILE_KEYS)."""
+    from agents.registry import get_entry
+
+    raw = _read_toml(path)
     out = {}
     for name, d in raw.items():
+        d = _table(path, name, d)
+        _check_keys(path, name, d, PROFILE_KEYS, required=("eval_every", "eval_episodes"))
         steps = d.get("steps", "paper")
+        if steps != "paper":
+            steps = _positive_int(path, f"{name}.steps", steps)
+        overrides: dict[str, dict[str, Any]] = {}
+        for agent, table in _table(path, f"{name}.agents", d.get("agents", {})).items():
+            _known(path, f"{name}.agents.{agent}", agent, get_entry)
+            where = f"{name}.agents.{agent}"
+            overrides[agent] = _check_agent_overrides(path, where, agent, _table(path, where, table))
         out[name] = Profile(
-            name=name, description=d.get("description", ""), steps=None if steps == "paper" else int(steps),
-            eval_every=int(d["eval_every"]), eval_episodes=int(d["eval_episodes"]),
-            agent_overrides={k: dict(v) for k, v in d.get("agents", {}).items()},
-            cell_overrides=parse_cell_overrides(d.get("cell_overrides"), f"{name}.cell_overrides"),
+            name=name, description=_str(path, f"{name}.description", d.get("description", "")),
+            steps=None if steps == "paper" else steps,
+            eval_every=_positive_int(path, f"{name}.eval_every", d["eval_every"]),
+            eval_episodes=_positive_int(path, f"{name}.eval_episodes", d["eval_episodes"]),
+            agent_overrides=overrides,
+            cell_overrides=_cell_overrides(path, name, d.get("cell_overrides", [])),
         )
     return out
+
+
+@functools.cache
+def _packaged_profiles() -> dict[str, Profile]:
+    return parse_profiles(SUITES_DIR / "profiles.toml")
+
+
+def load_profiles() -> dict[str, Profile]:
+    return dict(_packaged_profiles())
 
 
 def get_profile(name: str) -> Profile:
@@ -195,7 +335,9 @@ def get_profile(name: str) -> Profile:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    """A packaged suite by name, or a user's TOML file by path."""
+    """A packaged suite by name, or a user's TOML file by path; every key is validated (see SUITE_KEYS)."""
+    from agents.registry import get_entry
+
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         raw = _read_toml(path)
@@ -205,21 +347,34 @@ def load_suite(name_or_path: str) -> Suite:
             raise BenchError(
                 f"unknown suite {name_or_path!r}; accepted: {', '.join(available_suites())} or a path to a .toml file"
             )
-        raw = _read_toml(SUITES_DIR / f"{name_or_path}.toml")
+        path = SUITES_DIR / f"{name_or_path}.toml"
+        raw = _read_toml(path)
         name = name_or_path
-    missing = [k for k in ("agents", "tasks", "seeds") if k not in raw]
-    if missing:
-        raise BenchError(f"suite {name} lacks {', '.join(missing)}; a suite needs agents, tasks, seeds (and ratios)")
-    tasks = tuple(raw["tasks"])
+    _check_keys(path, "", raw, SUITE_KEYS, required=("agents", "tasks", "seeds"))
+    agents = _str_list(path, "agents", raw["agents"])
+    for a in agents:
+        _known(path, "agents", a, get_entry)
+    tasks = _str_list(path, "tasks", raw["tasks"])
     for t in tasks:
-        get_task(t)  # one-line error for an unknown task
+        _known(path, "tasks", t, get_task)
+    seeds = raw["seeds"]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        raise _refuse(path, "seeds", seeds, "a non-empty list of integers >= 0, e.g. [0, 1, 2]")
     ratios_spec = raw.get("ratios", "paper")
-    per_task = raw.get("task_ratios", {})
+    per_task = _table(path, "task_ratios", raw.get("task_ratios", {}))
+    stray = sorted(set(per_task) - set(tasks))
+    if stray:
+        raise BenchError(f"{path}: task_ratios names {', '.join(stray)}, not in tasks; accepted: {', '.join(tasks)}")
     ratios: dict[str, tuple[float, ...]] = {}
     for t in tasks:
-        spec = per_task.get(t, ratios_spec)
-        ratios[t] = get_task(t).sample_ratios if spec == "paper" else tuple(float(r) for r in spec)
-    return Suite(name=name, description=raw.get("description", ""), agents=tuple(raw["agents"]), tasks=tasks,
-                 seeds=tuple(int(s) for s in raw["seeds"]), ratios=ratios,
-                 default_profile=raw.get("default_profile", "paper"),
-                 cell_overrides=parse_cell_overrides(raw.get("cell_overrides"), "cell_overrides"))
+        if t in per_task:
+            ratios[t] = _ratios(path, f"task_ratios.{t}", per_task[t], t)
+        else:
+            ratios[t] = _ratios(path, "ratios", ratios_spec, t)
+    default_profile = _str(path, "default_profile", raw.get("default_profile", "paper"))
+    if default_profile not in load_profiles():
+        raise _refuse(path, "default_profile", default_profile, f"one of {', '.join(load_profiles())}")
+    return Suite(name=name, description=_str(path, "description", raw.get("description", "")), agents=tuple(agents),
+                 tasks=tuple(tasks), seeds=tuple(seeds), ratios=ratios, default_profile=default_profile,
+                 cell_overrides=_cell_overrides(path, "", raw.get("cell_overrides", [])))

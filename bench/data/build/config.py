@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bench.errors import BenchError
+from bench.overrides import check_value, field_types
 
 
 @dataclass(frozen=True)
@@ -200,16 +201,9 @@ class AtariRecipe:
 RecipeT = TypeVar("RecipeT", ReacherRecipe, LocomotionRecipe, MazeRecipe, AtariRecipe)
 
 
-def _coerce(name: str, current: Any, value: Any) -> Any:
-    if isinstance(current, tuple) and isinstance(value, list | tuple):
-        return tuple(value)
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if current is not None and not isinstance(value, type(current)):
-        raise BenchError(f"budget override {name}={value!r} has the wrong type; expected {type(current).__name__}")
-    return value
+def _coerce(owner: type, name: str, label: str, value: Any) -> Any:
+    """The value checked against the recipe field's declared type (the one checker agent configs use too)."""
+    return check_value(value, field_types(owner)[name], f"budget override {label}")
 
 
 def with_overrides(recipe: RecipeT, overrides: dict[str, Any]) -> RecipeT:
@@ -230,11 +224,11 @@ def with_overrides(recipe: RecipeT, overrides: dict[str, Any]) -> RecipeT:
     for key, value in overrides.items():
         prefix = next((p for p in nested_names if key.startswith(p + "_")), None)
         if key in accepted and prefix is None:
-            top[key] = _coerce(key, getattr(recipe, key), value)
+            top[key] = _coerce(type(recipe), key, key, value)
         elif key in accepted and prefix is not None:
             sub = getattr(recipe, prefix)
             inner = key[len(prefix) + 1:]
-            nested.setdefault(prefix, {})[inner] = _coerce(key, getattr(sub, inner), value)
+            nested.setdefault(prefix, {})[inner] = _coerce(type(sub), inner, key, value)
         else:
             raise BenchError(
                 f"unknown budget override {key!r} for {type(recipe).__name__}; accepted: {', '.join(accepted)}"

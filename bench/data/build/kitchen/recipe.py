@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
+from bench.overrides import check_value, field_types
 
 # Order in which an episode's subtasks are done: D4RL's demonstrations mostly went microwave, kettle,
 # burners, light, cabinets, but the hinge cabinet goes first here, as it takes the most steps and succeeds
@@ -79,19 +80,15 @@ class KitchenRecipe:
 
 def kitchen_recipe(overrides: dict[str, Any]) -> KitchenRecipe:
     """The default recipe with some fields replaced; unknown names and wrong types are user errors."""
-    fields = {f.name: f for f in dataclasses.fields(KitchenRecipe)}
+    fields = field_types(KitchenRecipe)
     default = KitchenRecipe()
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
             raise BenchError(f"unknown budget override {key!r} for KitchenRecipe; accepted: {', '.join(fields)}")
-        current = getattr(default, key)
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) or not isinstance(value, type(current)):
-            raise BenchError(f"budget override {key}={value!r} has the wrong type; expected {type(current).__name__}")
-        changes[key] = value
+        changes[key] = check_value(value, fields[key], f"budget override {key}")
     return dataclasses.replace(default, **changes)
+
 
 @dataclass(frozen=True)
 class SubtaskStyle:
