@@ -157,6 +157,7 @@ def test_loopback_addresses() -> None:
     assert not is_loopback_address("10.0.0.5:6379") and not is_loopback_address("head.example.org:6379")
 
 
+@pytest.mark.slow
 def test_local_ray_of_bench_run_listens_on_loopback_only(tmp_path: Path) -> None:
     """`bench run` without --address starts Ray through `start_ray`; with one task run (so a worker exists),
     every listening socket of the driver and the Ray processes it started is on 127.0.0.1."""
