@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint types unit run clean
+.PHONY: install test test-fast lint types unit unit-fast run clean
 
 $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -27,6 +27,12 @@ unit: install
 	$(VENV)/bin/pytest -q
 
 test: lint types unit
+
+# The quick loop: lint, types and the tests not marked `slow` (under a minute on 2 cores).
+unit-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
+
+test-fast: lint types unit-fast
 
 # The main job: the sparse suite at the CPU-sized profile, then its report. --build-missing first generates
 # the datasets a fresh clone lacks (Kitchen, PointMaze; Reacher2d's is committed); --resume makes a re-run

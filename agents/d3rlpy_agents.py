@@ -59,7 +59,10 @@ from agents.training_loop import (
 )
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
+from bench.legacy_gym import quiet_legacy_gym
 from bench.tasks import Task
+
+quiet_legacy_gym()  # before any d3rlpy import below: d3rlpy imports `gym`, which prints a banner otherwise
 
 CHECKPOINT_FILE = "d3rlpy_agent.pt"
 CHECKPOINT_FORMAT = 1

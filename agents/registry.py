@@ -23,6 +23,16 @@ class AgentEntry:
     overrides: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     base: str = ""  # for a variant: the agent it varies (results group variants under it)
+    #: Whether the agent's policy takes a return-to-go target (DT, LaMo). It mirrors the class attribute
+    #: `Agent.return_conditioned` so callers that only plan (cost estimates, dry runs) need not import torch;
+    #: the agent contract test checks that the two agree.
+    return_conditioned: bool = False
+
+    @property
+    def family(self) -> str:
+        """The method this entry belongs to: its base agent for a variant, else itself. Callers ask
+        `entry.family == "lamo"` instead of matching name prefixes, so a new variant needs no edits elsewhere."""
+        return self.base or self.name
 
     def agent_class(self) -> type[Agent]:
         module, cls = self.target.split(":")
@@ -37,18 +47,22 @@ def register(entry: AgentEntry) -> None:
 
 
 for _entry in (
-    AgentEntry("lamo", "agents.lamo:LaMoAgent",
+    AgentEntry("lamo", "agents.lamo:LaMoAgent", return_conditioned=True,
                description="LaMo: pre-trained LM + LoRA + MLP embeddings + language loss"),
     # The paper's ablations (Section 5.5), each switching off exactly one part of LaMo.
     AgentEntry("lamo-full-finetune", "agents.lamo:LaMoAgent", {"full_finetune": True}, base="lamo",
+               return_conditioned=True,
                description="LaMo with every backbone weight trained instead of LoRA (Wiki-RL-style fine-tuning)"),
     AgentEntry("lamo-linear-embeddings", "agents.lamo:LaMoAgent", {"mlp_embedding": False, "mlp_head": False},
-               base="lamo", description="LaMo with linear embeddings and action head instead of MLPs"),
+               base="lamo", return_conditioned=True,
+               description="LaMo with linear embeddings and action head instead of MLPs"),
     AgentEntry("lamo-no-lm-loss", "agents.lamo:LaMoAgent", {"lm_loss_weight": 0.0}, base="lamo",
-               description="LaMo without the auxiliary language loss (lambda = 0)"),
+               return_conditioned=True, description="LaMo without the auxiliary language loss (lambda = 0)"),
     AgentEntry("lamo-random-init", "agents.lamo:LaMoAgent", {"random_init": True}, base="lamo",
+               return_conditioned=True,
                description="LaMo's architecture with random weights instead of pre-training (LaMo w/o PT)"),
-    AgentEntry("dt", "agents.dt:DTAgent", description="Decision Transformer (GPT-2, 3 layers, 128 hidden)"),
+    AgentEntry("dt", "agents.dt:DTAgent", return_conditioned=True,
+               description="Decision Transformer (GPT-2, 3 layers, 128 hidden)"),
     AgentEntry("cql", "agents.d3rlpy_agents:CQLAgent", description="Conservative Q-Learning (d3rlpy)"),
     AgentEntry("bc", "agents.d3rlpy_agents:BCAgent", description="Behaviour cloning (d3rlpy)"),
     AgentEntry("iql", "agents.d3rlpy_agents:IQLAgent", description="Implicit Q-Learning (d3rlpy)"),

@@ -112,7 +112,7 @@ class TrainingState:
         write_checkpoint(folder, TRAINING_STATE_FILE, {
             "format": TRAINING_STATE_FORMAT, "agent": agent, "step": self.step, "rng": self.rng,
             "generators": self.generators, "extra": self.extra,
-        })
+        }, agent_checkpoint=False)
 
     @classmethod
     def read(cls, folder: Path, agent: str) -> TrainingState:

@@ -196,7 +196,10 @@ def train_cmd(
         switches.update(mlp_embedding=False, mlp_head=False)
     if random_init:
         switches["random_init"] = True
-    if switches and not agent.startswith("lamo"):
+    from agents.registry import get_entry
+
+    family = get_entry(agent).family
+    if switches and family != "lamo":
         raise BenchError(f"options {', '.join(switches)} apply to lamo agents only, not {agent!r}")
     # Every override is checked against the agent's config (field names and types, value ranges) before
     # any data is loaded; the trial gets the typed values, so its manifest and rows record numbers, not text.
@@ -240,12 +243,54 @@ def train_cmd(
         f"last {f.last_score:.1f}   best {f.best_score:.1f}   params {f.params_total:,} total / "
         f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
     )
-    if agent.startswith("lamo"):
+    if family == "lamo":
         console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
                       f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
     if f.extra.get("resumed_from_step"):
         console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder or file (a trial's checkpoint/ folder).")],
+    episodes: Annotated[int, typer.Option(help="Episodes per return-to-go target.")] = 10,
+    targets: Annotated[list[str] | None, typer.Option(
+        help="Return-to-go targets (repeat or comma-separate); default: the task's. Ignored by agents that "
+             "take no target.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Evaluation seed; default: the checkpoint's training seed.")]
+    = None,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-evaluate a saved agent: rebuilt from its checkpoint alone, scored per return-to-go target."""
+    from agents.loading import load_agent, variant_of
+    from bench.evaluate import evaluate
+    from bench.tasks import get_task
+
+    if episodes < 1:
+        raise BenchError(f"--episodes {episodes} is not accepted; use 1 or more")
+    agent = load_agent(checkpoint, device=device)
+    variant = variant_of(agent.name, agent.config.to_dict())
+    task = get_task(agent.spec.task)
+    rtg = _split(targets, float)
+    eval_seed = agent.seed if seed is None else seed
+    results = evaluate(agent, task, episodes, seed=eval_seed, rtg_targets=rtg)
+    if as_json:
+        _print_json({"checkpoint": str(checkpoint), "agent": agent.name, "variant": variant, "task": task.name,
+                     "seed": eval_seed, "episodes": episodes, "results": [r.to_dict() for r in results]})
+        return
+    table = Table(title=f"{variant} on {task.name}, evaluation seed {eval_seed}")
+    for col in ("rtg target", "normalized score", "return", "episodes"):
+        table.add_column(col, justify="right")
+    import numpy as np
+
+    for r in results:
+        table.add_row("-" if r.target is None else f"{r.target:g}",
+                      f"{r.mean_score:.1f} ± {float(np.std(r.scores)):.1f}", f"{r.mean_return:.1f}",
+                      str(len(r.returns)))
+    console.print(table)
+    console.print(f"checkpoint: {checkpoint}")
 
 
 def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:

@@ -137,7 +137,7 @@ def trial_deviations(spec: TrialSpec) -> list[str]:
 
     task = get_task(spec.task)
     entry = get_entry(spec.agent)
-    base = entry.base or entry.name
+    base = entry.family
     config = make_config(spec.agent, task, spec.overrides)
     own = list(config.deviations())
     out = budget_deviations(task, spec.steps, spec.eval_every, spec.eval_episodes, spec.window())

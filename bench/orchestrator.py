@@ -117,7 +117,7 @@ def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, 
                     trials.append(TrialSpec(
                         agent=agent, task=task, ratio=float(ratio), seed=int(seed), steps=profile.steps_for(task),
                         eval_every=profile.eval_every, eval_episodes=profile.eval_episodes, profile=profile.name,
-                        overrides=_overrides(suite, profile, agent, entry.base or entry.name, task, float(ratio)),
+                        overrides=_overrides(suite, profile, agent, entry.family, task, float(ratio)),
                         device=device,
                     ))
     return GridPlan(trials, skipped)
@@ -178,13 +178,13 @@ def estimate_seconds(spec: TrialSpec) -> float:
     from agents.registry import get_entry
 
     entry = get_entry(spec.agent)
-    rate = ROUGH_STEPS_PER_SEC.get(entry.base or entry.name, 10.0)
+    rate = ROUGH_STEPS_PER_SEC.get(entry.family, 10.0)
     task = get_task(spec.task)
-    if (entry.base or entry.name) in ("dt", "lamo"):
+    if entry.return_conditioned:
         # The rates are for K=20; shorter windows are cheaper, though LaMo's language pass is not (fitted).
         rate *= (20 / max(1, task.context_length)) ** 0.5
     n_evals = len(range(spec.eval_every, spec.steps + 1, spec.eval_every)) or 1
-    targets = len(task.rtg_targets) if (entry.base or entry.name) in ("dt", "lamo") else 1
+    targets = len(task.rtg_targets) if entry.return_conditioned else 1
     eval_env_steps = n_evals * targets * spec.eval_episodes * task.max_episode_steps
     env_rate = ROUGH_ENV_STEPS_PER_SEC_BY_DOMAIN.get(task.domain, ROUGH_ENV_STEPS_PER_SEC)
     return spec.steps / rate + eval_env_steps / env_rate
@@ -469,6 +469,9 @@ def start_ray(address: str | None, env_vars: dict[str, str]) -> None:
         init_kwargs["address"] = address
         _use_cluster_token_if_any()
     else:
+        # "local": always a fresh single-machine Ray of our own. Without it ray.init() joins whatever Ray
+        # cluster already runs on the machine (another user's or test's), then refuses num_cpus.
+        init_kwargs["address"] = "local"
         init_kwargs["num_cpus"] = os.cpu_count() or 1
     ray.init(**init_kwargs)
 
@@ -510,6 +513,11 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                 "store": str(store.root.resolve()), "run": run, "threads": 1, "resume": resume,
             }
             from bench.progress import TrialProgress
+
+            # Tune's default CSV/JSON/TensorBoard loggers duplicate what the RunStore keeps (result rows,
+            # checkpoints) and make Tune print a "tensorboard --logdir" hint for logs nobody reads; Tune's own
+            # experiment state stays in results/<run>/ray_tune/ (the path Tune prints).
+            os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
             callback = TrialProgress(len(todo), enabled=progress)
             tuner = tune.Tuner(

@@ -246,17 +246,20 @@ def compare(new: dict[str, Any], old: dict[str, Any], threshold: float) -> tuple
 
 def run_perf(quick: bool = False, agents: list[str] | None = None, device: str = "cpu") -> dict[str, Any]:
     """All figures; `quick` shrinks every measurement (for CI), the full run stays under 10 minutes on 2 cores."""
+    from agents.registry import get_entry
+
     doc: dict[str, Any] = {"device": device_label(), "python": platform.python_version(), "quick": quick,
                            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "train": {}}
     for agent, task, overrides, label in TRAIN_CASES:
         if agents and agent not in agents:
             continue
-        full_lm = agent == "lamo" and "lm_layers" not in overrides
+        lamo = get_entry(agent).family == "lamo"
+        full_lm = lamo and "lm_layers" not in overrides
         if quick and full_lm:
             continue
         # LaMo steps take 20-50 s on one CPU core at the paper's batch: a few are enough for a rate, and
         # the whole command stays under 10 minutes.
-        steps = (2 if full_lm else 4) if agent == "lamo" and device == "cpu" else (5 if quick else 20)
+        steps = (2 if full_lm else 4) if lamo and device == "cpu" else (5 if quick else 20)
         doc["train"][label] = measure_train(agent, task, overrides, steps, device)
     doc["sampler"] = measure_sampler(transitions=200_000 if quick else 1_000_000, seconds=1.0 if quick else 2.0)
     doc["eval"] = measure_eval(episodes=10 if quick else 20, max_steps=100 if quick else 300)

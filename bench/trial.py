@@ -81,7 +81,7 @@ def _base_fields(spec: TrialSpec, run: str) -> dict[str, Any]:
     task = get_task(spec.task)
     entry = get_entry(spec.agent)
     return {
-        "run": run, "trial_id": spec.trial_id, "agent": entry.base or entry.name, "variant": entry.name,
+        "run": run, "trial_id": spec.trial_id, "agent": entry.family, "variant": entry.name,
         "task": task.name, "domain": task.domain, "reward_type": task.reward_type, "ratio": float(spec.ratio),
         "seed": int(spec.seed), "profile": spec.profile,
     }

@@ -105,6 +105,7 @@ def test_default_slice_is_d4rl_atari_medium_as_the_official_buffer_reads_it(data
         load_task_dataset(PONG)
 
 
+@pytest.mark.slow
 def test_frame_stacks_repeat_the_first_frame_like_the_env(replay_dir: Path) -> None:
     ds = load_dqn_replay(replay_dir, transitions=None)
     first = ds.episode_first_index()
@@ -138,6 +139,7 @@ def test_subsample_and_window_batches_of_frames(replay_dir: Path) -> None:
                        [np.clip(e.rewards, -1, 1).sum() for e in ds.episodes()])
 
 
+@pytest.mark.slow
 def test_env_is_dqn_preprocessed() -> None:
     assert env_spaces(PONG) == ((4, 84, 84), 6)
     env = make_atari_env(PONG.env_id, max_episode_steps=50, **PONG.env_kwargs)
@@ -164,6 +166,7 @@ TINY: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent_name", ["dt", "lamo", "cql", "bc"])
 def test_each_agent_trains_and_evaluates_on_frames(agent_name: str, replay_dir: Path) -> None:
     ds = load_dqn_replay(replay_dir, transitions=None)
@@ -192,6 +195,7 @@ def test_dt_uses_the_atari_architecture() -> None:
     assert [(m.out_channels, m.kernel_size[0], m.stride[0]) for m in convs] == [(32, 8, 4), (64, 4, 2), (64, 3, 1)]
 
 
+@pytest.mark.slow
 def test_pong_build_is_resumable_and_loads(data_root: Path) -> None:
     from bench.data.build import build_dataset
     from bench.data.loaders import load_task_dataset
@@ -248,6 +252,7 @@ def test_window_policy_embeds_each_frame_stack_once_with_the_same_result() -> No
     torch.testing.assert_close(policy.rtg, torch.tensor([[0.0], [10.0]]))  # 5 - 5 x clip(2), 5 + 5 x 1
 
 
+@pytest.mark.slow
 def test_breakout_player_beats_random_play(data_root: Path) -> None:
     from bench.data.build import build_dataset
     from bench.data.loaders import load_task_dataset

@@ -35,7 +35,7 @@ def _assert_one_line_error(out: subprocess.CompletedProcess[str], *needles: str)
 
 # One subprocess per row: each is a parser error the old CLI answered with a traceback and exit code 1.
 PARSER_ERRORS = [
-    ((), ["missing command", "accepted: data, perf, report, run, tasks, train", "bench --help"]),
+    ((), ["missing command", "accepted: data, eval, perf, report, run, tasks, train", "bench --help"]),
     (("data",), ["missing command", "accepted: build, info", "bench data --help"]),
     (("frobnicate",), ["No such command 'frobnicate'", "Usage: bench"]),
     (("run", "--bogus"), ["No such option: --bogus", "bench run --help"]),

@@ -193,6 +193,7 @@ def test_actions_outside_unit_box_are_rejected(dataset: TrajectoryDataset, spec:
 # --- training, policy, seeds, checkpoints -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", AGENTS)
 def test_agent_trains_acts_and_round_trips(name: str, dataset: TrajectoryDataset, spec: TaskSpec, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -280,6 +281,7 @@ def test_errors_before_fit_and_on_bad_checkpoints(dataset: TrajectoryDataset, sp
 # --- discrete actions -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bc", "cql"])
 def test_discrete_agents_train_on_vector_observations(name: str, tmp_path: Path) -> None:
     ds = _discrete_dataset()

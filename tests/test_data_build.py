@@ -175,6 +175,7 @@ def test_waypoint_planner_follows_the_u_maze() -> None:
 
 # --- whole builds -----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_reacher_build_is_reproducible_and_resumes_from_its_checkpoint(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     task = get_task("reacher2d-medium")
@@ -221,6 +222,7 @@ def test_reacher_build_is_reproducible_and_resumes_from_its_checkpoint(tmp_path:
     assert not list((tmp_path / "b" / "minari").glob(".staging-*"))
 
 
+@pytest.mark.slow
 def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
     medium = build_dataset(get_task("hopper-medium"), seed=0, transitions=600, progress=False, **TINY_HOPPER)
     card = _card(medium)
@@ -260,6 +262,7 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
         mixed_card["behaviour_policy"]["expert"]["selection"]["selected_normalized"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_pointmaze_stream_is_flat_and_cut_into_timeouts(data_root: Path) -> None:
     task = get_task("pointmaze-umaze")
     abandoned = data_root / "minari" / ".staging-999999999-dead"  # left by a build killed while writing

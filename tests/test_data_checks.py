@@ -28,6 +28,7 @@ def _loaded_hash(data_root: Path, tmp_path: Path) -> str:
     return str(json.loads(out.stdout)["content_hash"])
 
 
+@pytest.mark.slow
 def test_card_hash_is_checked_by_data_info_train_and_run(reacher_data_root: Path, tmp_path: Path) -> None:
     env = _env(reacher_data_root, tmp_path / "results")
     good = _loaded_hash(reacher_data_root, tmp_path)

@@ -123,6 +123,7 @@ def test_bad_cell_overrides_are_one_line_errors(tmp_path: Path) -> None:
             load_suite(str(p))
 
 
+@pytest.mark.slow
 def test_dry_run_json_shows_backbone_inference_mode_and_deviations(sparse_data_root: Path, tmp_path: Path) -> None:
     env = {**os.environ, "LAMO_BENCH_DATA": str(sparse_data_root), "LAMO_BENCH_RESULTS": str(tmp_path / "r")}
     out = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--suite", "sparse", "--profile", "paper",

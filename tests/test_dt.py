@@ -143,6 +143,7 @@ def test_atari_schedule_drives_the_optimizer() -> None:
     assert optimizer.param_groups[0]["eps"] == 1e-8
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_reports(dataset: TrajectoryDataset) -> None:
     agent = _agent(dataset, batch_size=16)  # small batches keep the test short on a shared CPU
     logs: list[tuple[int, dict[str, float]]] = []
@@ -156,6 +157,7 @@ def test_training_lowers_loss_and_reports(dataset: TrajectoryDataset) -> None:
     np.testing.assert_allclose(agent.obs_mean, dataset.state_stats()[0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_batches(dataset: TrajectoryDataset) -> None:
     a, b, c = _agent(dataset, seed=3), _agent(dataset, seed=3), _agent(dataset, seed=4)
     for x, y in zip(a.model.parameters(), b.model.parameters(), strict=True):
@@ -182,6 +184,7 @@ def test_policy_return_to_go_and_timestep_clipping(dataset: TrajectoryDataset) -
         agent.make_policy(1, None)
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(dataset: TrajectoryDataset, tmp_path: Path) -> None:
     agent = _agent(dataset, seed=1)
     agent.fit(dataset, 20)
@@ -213,6 +216,7 @@ def test_num_params_and_registry(dataset: TrajectoryDataset) -> None:
     assert total == trainable and 500_000 < total < 800_000  # 3 x 128-wide GPT-2 blocks plus embeddings
 
 
+@pytest.mark.slow
 def test_discrete_actions_train_and_act() -> None:
     rng = np.random.default_rng(0)
     episodes = []

@@ -117,6 +117,7 @@ class _Recorder:
         self.policy.observe(rewards)
 
 
+@pytest.mark.slow
 def test_cached_and_uncached_agree_in_the_environment(agent: DTAgent) -> None:
     logs: dict[str, list[np.ndarray]] = {"cached": [], "banded": []}
 
@@ -130,6 +131,7 @@ def test_cached_and_uncached_agree_in_the_environment(agent: DTAgent) -> None:
     assert cached[0].returns == banded[0].returns
 
 
+@pytest.mark.slow
 def test_evaluate_all_targets_finite_and_reproducible(agent: DTAgent) -> None:
     first = evaluate(agent, TASK, 3, seed=7)
     assert [r.target for r in first] == list(TASK.rtg_targets)
@@ -143,6 +145,7 @@ def test_evaluate_all_targets_finite_and_reproducible(agent: DTAgent) -> None:
     assert [r.to_dict()["mean_score"] for r in again] == [r.mean_score for r in first]
 
 
+@pytest.mark.slow
 def test_batched_and_sequential_evaluators_agree(agent: DTAgent) -> None:
     batched = evaluate(agent, TASK, 3, seed=2, rtg_targets=[40.0])
     sequential = evaluate_sequential(agent, TASK, 3, seed=2, rtg_targets=[40.0])

@@ -88,6 +88,7 @@ def test_task_sets_and_goals_follow_d4rl_and_gymnasium_robotics() -> None:
         assert tuple(get_task(name).env_kwargs["tasks_to_complete"]) == TARGETS
 
 
+@pytest.mark.slow
 def test_evaluation_env_gives_d4rl_observations_at_reset() -> None:
     env = make_env(get_task("kitchen-complete"))
     try:
@@ -112,6 +113,7 @@ def test_evaluation_env_gives_d4rl_observations_at_reset() -> None:
         env.close()
 
 
+@pytest.mark.slow
 def test_observation_mapping_on_a_set_state() -> None:
     env = make_kitchen_env(TARGETS, robot_noise_ratio=0.0, object_noise_ratio=0.0)
     try:
@@ -138,6 +140,7 @@ def test_observation_mapping_on_a_set_state() -> None:
         env.close()
 
 
+@pytest.mark.slow
 def test_reward_counts_completed_subtasks_once() -> None:
     env = make_env(get_task("kitchen-complete"))
     try:
@@ -166,6 +169,7 @@ def test_reward_counts_completed_subtasks_once() -> None:
         env.close()
 
 
+@pytest.mark.slow
 def test_scripted_controller_solves_each_subtask() -> None:
     # Three seeded episodes per subtask (the 20-episode figures are in the dataset card and the README).
     rates = controller_success(ALL_SUBTASKS, episodes=3, seed=0)
@@ -199,6 +203,7 @@ def test_recipe_overrides_reject_bad_names_and_types() -> None:
         kitchen_recipe({"complete_episodes": "many"})
 
 
+@pytest.mark.slow
 def test_tiny_build_writes_a_loadable_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path))
     task = get_task("kitchen-complete")

@@ -29,6 +29,9 @@ from tests.test_dt import _reacher_dataset
 from tests.test_lm_backbone import PARAGRAPHS
 
 torch.set_num_threads(1)
+# Every test here loads SmolLM2 (converted from its GGUF on first use, ~30 s); the agent contract test
+# (tests/test_agent_contract.py) covers every LaMo variant quickly on a tiny random GPT-2.
+pytestmark = pytest.mark.slow
 TASK = get_task("reacher2d-medium")
 HEAD_MODULES = ("embed_timestep", "embed_return", "embed_state", "embed_action", "embed_ln", "predict_action")
 

@@ -68,6 +68,7 @@ def text_ids(smollm: tuple[Any, Any, float]) -> torch.Tensor:
     return torch.tensor(tokenizer(PARAGRAPHS, add_special_tokens=False)["input_ids"])
 
 
+@pytest.mark.slow
 def test_default_is_smollm2_float32_eval(smollm: tuple[Any, Any, float]) -> None:
     model, tokenizer, _ = smollm
     assert type(model).__name__ == "LlamaForCausalLM"
@@ -80,6 +81,7 @@ def test_default_is_smollm2_float32_eval(smollm: tuple[Any, Any, float]) -> None
     assert model.get_output_embeddings() is not None  # the LM head is there
 
 
+@pytest.mark.slow
 def test_pretrained_perplexity_far_below_random(smollm: tuple[Any, Any, float], text_ids: torch.Tensor) -> None:
     model, _, _ = smollm
     random_model, _ = load_backbone(BackboneSpec(random_init=True))
@@ -91,6 +93,7 @@ def test_pretrained_perplexity_far_below_random(smollm: tuple[Any, Any, float], 
     print(f"perplexity on the test paragraphs: pre-trained {ppl_pretrained:.1f}, random init {ppl_random:.0f}")
 
 
+@pytest.mark.slow
 def test_second_load_uses_cache(smollm: tuple[Any, Any, float], monkeypatch: pytest.MonkeyPatch) -> None:
     model, _, first_seconds = smollm
     folder = cache_dir("smollm2-135m")
@@ -111,13 +114,13 @@ def test_second_load_uses_cache(smollm: tuple[Any, Any, float], monkeypatch: pyt
     again, _ = load_backbone("smollm2-135m")
     cached_seconds = time.perf_counter() - start
     assert calls and all("gguf_file" not in kw for kw in calls)
-    assert weights.stat().st_mtime_ns == mtime
-    assert cached_seconds < first_seconds
+    assert weights.stat().st_mtime_ns == mtime  # the cache is read, not rewritten (no speed assertion here)
     for (name, p), (name2, q) in zip(model.named_parameters(), again.named_parameters(), strict=True):
         assert name == name2 and torch.equal(p, q)
     print(f"smollm2-135m: first load {first_seconds:.1f} s (GGUF conversion), cached load {cached_seconds:.2f} s")
 
 
+@pytest.mark.slow
 def test_load_tokenizer_matches(smollm: tuple[Any, Any, float]) -> None:
     _, tokenizer, _ = smollm
     alone = load_tokenizer()
@@ -125,6 +128,7 @@ def test_load_tokenizer_matches(smollm: tuple[Any, Any, float]) -> None:
     assert alone("Hello world, this is a test.")["input_ids"] == tokenizer("Hello world, this is a test.")["input_ids"]
 
 
+@pytest.mark.slow
 def test_truncation_keeps_first_layers(smollm: tuple[Any, Any, float], text_ids: torch.Tensor) -> None:
     full, tokenizer, _ = smollm
     model, _ = load_backbone(BackboneSpec(n_layers=2))
@@ -137,6 +141,7 @@ def test_truncation_keeps_first_layers(smollm: tuple[Any, Any, float], text_ids:
     assert out.shape == (1, 11)
 
 
+@pytest.mark.slow
 def test_decoder_of_llama(smollm: tuple[Any, Any, float], text_ids: torch.Tensor) -> None:
     model, _, _ = smollm
     decoder, hidden = decoder_of(model)
@@ -148,6 +153,7 @@ def test_decoder_of_llama(smollm: tuple[Any, Any, float], text_ids: torch.Tensor
     assert decoder_of(decoder)[0] is decoder
 
 
+@pytest.mark.slow
 def test_perplexity_inputs_and_blocks(smollm: tuple[Any, Any, float], text_ids: torch.Tensor) -> None:
     model, _, _ = smollm
     ids = text_ids[:100]
@@ -160,6 +166,7 @@ def test_perplexity_inputs_and_blocks(smollm: tuple[Any, Any, float], text_ids: 
         perplexity(model, ids[:1])
 
 
+@pytest.mark.slow
 def test_gpt2_style_local_folder(tmp_path: Path, smollm: tuple[Any, Any, float]) -> None:
     """A saved GPT-2-architecture model folder: truncation, decoder access, seeded random init."""
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -189,6 +196,7 @@ def test_gpt2_style_local_folder(tmp_path: Path, smollm: tuple[Any, Any, float])
     assert not torch.equal(a.transformer.h[0].attn.c_attn.weight, c.transformer.h[0].attn.c_attn.weight)
 
 
+@pytest.mark.slow  # n_layers=99 loads (and on first use converts) the default SmolLM2
 def test_bad_sources(tmp_path: Path, lm_data_root: Path) -> None:
     with pytest.raises(BenchError, match="unknown LM backbone source"):
         load_backbone("no-such-model")
@@ -229,6 +237,7 @@ def test_missing_gguf_package(monkeypatch: pytest.MonkeyPatch, lm_data_root: Pat
         load_backbone("fake-gguf")
 
 
+@pytest.mark.slow
 def test_offline_hub_error_says_how_to_place_a_local_copy(tmp_path: Path) -> None:
     """HF_HUB_OFFLINE=1 with an empty HF cache, in a fresh process: one line, no network needed."""
     import os

@@ -44,6 +44,7 @@ def docs_corpus(tokenizer: Any) -> TokenCorpus:
     return build_corpus("python-docs", tokenizer)
 
 
+@pytest.mark.slow
 def test_python_docs_card(docs_corpus: TokenCorpus, corpus_data_root: Path) -> None:
     card = docs_corpus.card
     assert card["words"] > 150_000 and card["characters"] > 1_000_000
@@ -57,6 +58,7 @@ def test_python_docs_card(docs_corpus: TokenCorpus, corpus_data_root: Path) -> N
           f"{card['tokens_train']} + {card['tokens_eval']} tokens, built in {card['build_seconds']} s")
 
 
+@pytest.mark.slow
 def test_python_docs_deterministic(docs_corpus: TokenCorpus, tokenizer: Any) -> None:
     rebuilt = build_corpus("python-docs", tokenizer, cache=False)  # a fresh collection in a new child process
     assert rebuilt.path is None
@@ -65,6 +67,7 @@ def test_python_docs_deterministic(docs_corpus: TokenCorpus, tokenizer: Any) -> 
     assert rebuilt.card["text_sha256"] == docs_corpus.card["text_sha256"]
 
 
+@pytest.mark.slow
 def test_cache_is_reused(docs_corpus: TokenCorpus, tokenizer: Any) -> None:
     assert docs_corpus.path is not None
     mtime = (docs_corpus.path / "train.npy").stat().st_mtime_ns
@@ -87,6 +90,7 @@ def test_held_out_split_disjoint_and_non_empty() -> None:
     assert all("antigravity" not in d[:40] for d in docs)
 
 
+@pytest.mark.slow
 def test_sample_batch(docs_corpus: TokenCorpus, tokenizer: Any) -> None:
     batch = docs_corpus.sample_batch(4, 64, np.random.default_rng(7))
     assert isinstance(batch, torch.Tensor) and batch.dtype == torch.long and batch.shape == (4, 64)

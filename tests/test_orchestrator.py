@@ -81,6 +81,7 @@ def _env(data_root: Path, results: Path) -> dict[str, str]:
     return {**os.environ, "LAMO_BENCH_DATA": str(data_root), "LAMO_BENCH_RESULTS": str(results)}
 
 
+@pytest.mark.slow
 def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     out = _bench("run", "--suite", "sparse", "--profile", "quick", "--agents", "dt,bc", "--seeds", "0",
                  "--dry-run", "--json", env=_env(reacher_data_root, tmp_path / "results"))
@@ -156,6 +157,7 @@ def test_loopback_addresses() -> None:
     assert not is_loopback_address("10.0.0.5:6379") and not is_loopback_address("head.example.org:6379")
 
 
+@pytest.mark.slow
 def test_local_ray_of_bench_run_listens_on_loopback_only(tmp_path: Path) -> None:
     """`bench run` without --address starts Ray through `start_ray`; with one task run (so a worker exists),
     every listening socket of the driver and the Ray processes it started is on 127.0.0.1."""
@@ -202,6 +204,7 @@ def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: 
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root: Path, tmp_path: Path) -> None:
     with _ray_temp_dir() as ray_tmp:  # its Ray is stopped afterwards whatever happens to the driver
         _sigterm_then_sigint_then_resume(reacher_data_root, tmp_path, ray_tmp)
@@ -254,6 +257,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Path) -> None:
     """A `ray start` cluster on loopback (with the orchestrator's LOOPBACK_RAY_ENV, as the README tells users
     to start a single-machine cluster), and `bench run --address` on it; every socket stays on 127.0.0.1."""
@@ -277,6 +281,7 @@ def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Pat
         _assert_loopback_only(_listening(_ray_processes(ray_tmp)))  # with the run's workers still around
 
 
+@pytest.mark.slow
 def test_build_missing_builds_only_what_is_absent(reacher_data_root: Path) -> None:
     from bench.orchestrator import build_missing_datasets
 

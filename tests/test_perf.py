@@ -39,6 +39,10 @@ def test_threshold_validation() -> None:
         check_threshold(1.5)
 
 
-def test_sampler_measurement_is_faster_than_reference_loop() -> None:
-    result = measure_sampler(transitions=20_000, seconds=0.2)
-    assert result["vectorised_windows_per_s"] > 0 and result["ratio"] > 1.0
+def test_sampler_measurement_reports_both_rates() -> None:
+    # Functional only: whether the vectorised sampler is faster is `bench perf`'s job (a loaded machine can
+    # make any speed assertion flaky in a unit test).
+    result = measure_sampler(transitions=20_000, seconds=0.05)
+    vec, loop = result["vectorised_windows_per_s"], result["reference_loop_windows_per_s"]
+    assert vec > 0 and loop > 0 and result["ratio"] == pytest.approx(vec / loop)
+    assert (result["transitions"], result["batch"], result["k"]) == (20_000, 64, 20)

@@ -143,6 +143,7 @@ def test_rank_and_improvement_rules() -> None:
     assert format_pct(math.nan, math.nan, 3.0) == "-"  # LaMo missing: nothing to say, not "n/a (base)"
 
 
+@pytest.mark.slow
 def test_score_table_numbers(report: Built) -> None:
     out = report.out
     frame = _scores(out)
@@ -187,6 +188,7 @@ def _md_row(md: str, *starts: str) -> str:
     return rows[0]
 
 
+@pytest.mark.slow
 def test_markdown_and_latex_emphasis(report: Built) -> None:
     out = report.out
     md = (out / "paper" / "tables" / "scores.md").read_text()
@@ -226,6 +228,7 @@ def test_markdown_and_latex_emphasis(report: Built) -> None:
     assert r"\begin{tabular}" in tex and r"\end{table}" in tex
 
 
+@pytest.mark.slow
 def test_paper_comparison(report: Built) -> None:
     out = report.out
     frame = pd.read_csv(out / "paper" / "tables" / "paper_comparison.csv")
@@ -241,6 +244,7 @@ def test_paper_comparison(report: Built) -> None:
     assert "| LaMo (ours) | LaMo (paper) |" in md and "46.6 ± 5.3" in md
 
 
+@pytest.mark.slow
 def test_paper_comparison_marks_numbers_inside_our_interval(report: Built) -> None:
     out = report.out
     frame = pd.read_csv(out / "paper" / "tables" / "paper_comparison.csv")
@@ -260,6 +264,7 @@ def test_paper_comparison_marks_numbers_inside_our_interval(report: Built) -> No
     assert "(in CI)" in (out / "paper" / "tables" / "paper_comparison.tex").read_text()
 
 
+@pytest.mark.slow
 def test_failed_trials_listed(report: Built) -> None:
     out, summary = report.out, report.summary
     failed = pd.read_csv(out / "paper" / "tables" / "failed_trials.csv")
@@ -269,6 +274,7 @@ def test_failed_trials_listed(report: Built) -> None:
     assert trials.loc[trials["status"] == "failed", "final_score"].isna().all()
 
 
+@pytest.mark.slow
 def test_figures_are_valid_images(report: Built) -> None:
     out, summary = report.out, report.summary
     figs = summary["profiles"]["paper"]["figures"]
@@ -284,6 +290,7 @@ def test_figures_are_valid_images(report: Built) -> None:
         assert (out / pdf).read_bytes().startswith(b"%PDF")
 
 
+@pytest.mark.slow
 def test_index_references_everything(report: Built) -> None:
     out, summary = report.out, report.summary
     page = (out / "index.html").read_text()
@@ -302,6 +309,7 @@ def test_index_references_everything(report: Built) -> None:
     assert (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())["reps"] == REPS
 
 
+@pytest.mark.slow
 def test_learning_curves_use_chosen_target(report: Built) -> None:
     run = report.run
     final = pd.read_parquet(run / "final.parquet")
@@ -314,6 +322,7 @@ def test_learning_curves_use_chosen_target(report: Built) -> None:
     assert set(cql["n"]) == {2}  # the failed seed is not part of the curve
 
 
+@pytest.mark.slow
 def test_rliable_aggregates(report: Built) -> None:
     out = report.out
     agg = pd.read_csv(out / "paper" / "robust" / "aggregates.csv")
@@ -343,6 +352,7 @@ def test_aggregate_cell_choice_keeps_most_scores() -> None:
     assert choose_methods_and_cells({"dt": {"a"}, "bc": {"b"}}, ["dt", "bc"]) == (["dt"], {"a"})
 
 
+@pytest.mark.slow
 def test_profiles_are_never_mixed(tmp_path: Path) -> None:
     paper_run = _write_run(tmp_path / "results", "full", "paper", SCORES)
     quick_scores = {("kitchen-partial", 1.0, "lamo"): [10.0], ("kitchen-partial", 1.0, "dt"): [5.0]}
@@ -382,6 +392,7 @@ def test_user_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_degenerate_run_still_reports(tmp_path: Path) -> None:
     """One method scored, one that only failed, no evals.parquet: tables yes, curves and P(LaMo > X) noted."""
     run = _write_run(tmp_path / "results", "tiny", "smoke", {("kitchen-partial", 1.0, "lamo"): [10.0, 20.0],
@@ -430,6 +441,7 @@ def _target_run(root: Path, with_target_scores: bool = True) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_one_target_per_cell_not_per_seed(tmp_path: Path) -> None:
     from bench.report.stats import select_cell_targets
 

@@ -82,6 +82,7 @@ def test_train_names_are_checked_too(reacher_data_root: Path, tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_second_run_with_the_same_name_is_refused_naming_the_holder(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     with RunLock(results / "busy"):
@@ -93,6 +94,7 @@ def test_second_run_with_the_same_name_is_refused_naming_the_holder(reacher_data
     assert not (results / "busy").exists()  # the holder made the folder, and leaves it as it found it
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_run_is_taken_over_with_a_note(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)
@@ -107,6 +109,7 @@ def test_stale_lock_of_a_dead_run_is_taken_over_with_a_note(reacher_data_root: P
     assert not (results / "stale" / LOCK_FILE).exists()
 
 
+@pytest.mark.slow
 def test_refused_rerun_leaves_the_folder_untouched(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     store = _stored_run(results, "done")
@@ -124,6 +127,7 @@ def test_refused_rerun_leaves_the_folder_untouched(reacher_data_root: Path, tmp_
     ({}, "quick", ["--profile", "smoke"], "run 'mixed' was run with profile quick (steps=200), this run asks "
                                           "profile smoke (steps=40)"),
 ])
+@pytest.mark.slow
 def test_resume_with_another_definition_is_refused(reacher_data_root: Path, tmp_path: Path, changes: dict[str, Any],
                                                    profile: str, args: list[str], expected: str) -> None:
     results = tmp_path / "results"
@@ -135,6 +139,7 @@ def test_resume_with_another_definition_is_refused(reacher_data_root: Path, tmp_
     assert _snapshot(store.root) == before
 
 
+@pytest.mark.slow
 def test_resume_of_a_trial_without_definition_is_refused(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     store = _stored_run(results, "old", manifest=False)
@@ -145,6 +150,7 @@ def test_resume_of_a_trial_without_definition_is_refused(reacher_data_root: Path
     assert out.returncode == 2 and "has no recorded definition" in out.stderr
 
 
+@pytest.mark.slow
 def test_failed_trials_fail_the_run_and_are_retried_on_resume(reacher_data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     env = _env(reacher_data_root, results)

@@ -140,6 +140,7 @@ def _interrupt_in_process(spec: TrialSpec, killed: Path) -> None:
 
 # A real SIGKILL for DT (the process boundary: nothing survives but the files); LaMo and CQL are interrupted
 # in-process, which checks the same files and states at a fraction of the cost (no second interpreter).
+@pytest.mark.slow
 @pytest.mark.parametrize(("agent", "kill"), [("dt", True), ("lamo", False), ("cql", False)])
 def test_interrupted_trial_resumes_to_the_same_result(agent: str, kill: bool, reacher_data_root: Path,
                                                       tmp_path: Path) -> None:

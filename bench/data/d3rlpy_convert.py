@@ -15,6 +15,9 @@ def to_mdp_dataset(dataset: TrajectoryDataset, action_size: int | None = None) -
     d3rlpy splits episodes at terminal-or-timeout flags, so an episode that ends with neither (a buffer cut
     mid-episode) gets a timeout on its last step; otherwise it would be merged with the next episode.
     """
+    from bench.legacy_gym import quiet_legacy_gym
+
+    quiet_legacy_gym()
     from d3rlpy.constants import ActionSpace
     from d3rlpy.dataset import MDPDataset
 

@@ -18,6 +18,9 @@ from bench.data.build.config import SacSettings
 
 def create_sac(settings: SacSettings, obs_dim: int, act_dim: int, seed: int) -> Any:
     """A d3rlpy SAC with freshly initialised networks (initialisation seeded by `seed`)."""
+    from bench.legacy_gym import quiet_legacy_gym
+
+    quiet_legacy_gym()
     import d3rlpy
 
     torch.manual_seed(seed)
