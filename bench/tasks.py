@@ -217,12 +217,12 @@ _TASK_LIST: tuple[Task, ...] = (
         random_score=0.0, expert_score=100.0, context_length=5, rtg_targets=(40.0, 76.0),
         max_episode_steps=100, action_kind="continuous", paper=_REACHER, sample_ratios=(0.1, 0.3, 1.0),
         # RTG targets 40 and 76: paper Table 6; srzer/LaMo-2023 experiment-d4rl run.sh evaluates [76, 40].
-        # They still fit the rebuilt data: its 49 episodes return 21-88, mean 45.2 (card.json), so 40 is
+        # They still fit the rebuilt data: its 49 episodes return 21-100, mean 40.2 (card.json), so 40 is
         # about the data's mean and 76 near its best episodes, as they were for the paper's data (mean 36).
         notes=("Paper's own env (not D4RL), with the official model's physics (srzer/LaMo-2023 "
                "data/data_generation_PPO/envs/assets/reacher_2d.xml; bench.envs.reacher2d). Data: the official "
                "script's rule (test.py): episodes of a medium policy with action noise 0.1, only those with "
-               "return > 20 kept, 49 of them (paper: 36.0 over 50 episodes; ours average 45.2, the lowest an "
+               "return > 20 kept, 49 of them (paper: 36.0 over 50 episodes; ours average 40.2, the lowest an "
                "eligible SAC checkpoint reached); behaviour policy SAC on a shaped reward instead of PPO "
                "(bench.data.build.reacher); committed to the repo."),
     ),

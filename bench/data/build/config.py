@@ -79,9 +79,12 @@ class ReacherRecipe:
     action_noise: float = 0.1
     # Ours: rollouts run in batches of `n_envs`; a policy keeping fewer than `min_acceptance` of the
     # episodes of a batch, or not reaching `episodes` kept within `max_attempts`, is not eligible.
+    # Measured with seed 0: a floor of 0.1 (at most 1,000 draws) selected step 9000, kept mean 45.2 (355 drawn);
+    # 0.04 with 1,500 draws selects step 7000, kept mean 40.2 (582 drawn, 92% rejected, 451 s build), closer
+    # to the paper's 36 at the price of longer selection evaluations.
     n_envs: int = 50
-    min_acceptance: float = 0.1
-    max_attempts: int = 1_000
+    min_acceptance: float = 0.04
+    max_attempts: int = 1_500
     # The behaviour policy learns from a shaped reward; the dataset keeps the task's sparse reward.
     shaped_reward: str = "-||fingertip - target||_2"
 
