@@ -9,11 +9,11 @@ load later.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from agents.base import TRAINING_STATE_FILE
+from bench.atomic import atomic_write
 from bench.errors import BenchError
 
 #: Payload keys every agent checkpoint holds: `agent` (registry name of the agent class), `config` (the full
@@ -36,14 +36,7 @@ def write_checkpoint(folder: Path, filename: str, payload: dict[str, Any], *, ag
         # A programming error in an agent's `save`, not a user error: it must never reach a results folder.
         raise ValueError(f"checkpoint payload lacks {', '.join(missing)}; every agent checkpoint needs "
                          f"{', '.join(REQUIRED_KEYS)} (see agents/checkpoint.py)")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{filename}.tmp-{os.getpid()}"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, folder / filename)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(Path(folder) / filename, lambda tmp: torch.save(payload, tmp))
 
 
 def read_checkpoint(folder: Path, filename: str, agent: str, map_location: str = "cpu") -> dict[str, Any]:

@@ -455,10 +455,10 @@ def perf_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Measure training, evaluation, sampler and collector speed; optionally compare with a baseline."""
+    from bench.atomic import atomic_write_json
     from bench.paths import results_root
     from bench.perf import check_threshold, load_perf, run_perf
     from bench.perf import compare as compare_docs
-    from bench.results import atomic_write_json
 
     check_threshold(threshold)
     old = load_perf(compare) if compare is not None else None

@@ -34,9 +34,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench.atomic import atomic_write_json
 from bench.errors import BenchError, RunInterrupted
 from bench.paths import REPO_ROOT
-from bench.results import RunLock, RunStore, atomic_write_json, definition_difference, normalized_definition
+from bench.results import RunLock, RunStore, definition_difference, normalized_definition
 from bench.suites import Profile, Suite
 from bench.tasks import get_task
 from bench.trial import TrialSpec

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.atomic import atomic_write_json, atomic_write_parquet
 from bench.errors import BenchError
-from bench.results import EvalRow, FinalRow, RunStore, atomic_write_json, atomic_write_parquet
+from bench.results import EvalRow, FinalRow, RunStore
 from bench.tasks import get_task
 
 #: Called after each evaluation with (step, {"loss": .., "score": best mean normalized score over targets}).

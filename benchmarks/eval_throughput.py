@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.atomic import atomic_write_json
 from bench.evaluate import EvalResult
 from bench.paths import results_root
 from bench.perf import eval_comparison
-from bench.results import atomic_write_json
 from bench.tasks import get_task
 
 REQUIRED_SPEEDUP = 5.0

@@ -30,9 +30,9 @@ from agents.base import TaskSpec
 from agents.checkpoint import read_checkpoint
 from agents.dt import CHECKPOINT_FILE
 from agents.lamo import LaMoAgent, LaMoConfig
+from bench.atomic import atomic_write_json
 from bench.errors import BenchError
 from bench.evaluate import evaluate
-from bench.results import atomic_write_json
 from bench.tasks import get_task
 
 

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from agents.lamo import language_retention
+from bench.atomic import atomic_write_json
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.paths import reports_root
-from bench.results import atomic_write_json
 from bench.tasks import get_task
 
 

@@ -225,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-margin-gb", type=float, default=2.0,
                         help="each measurement may use the memory available at its start minus this margin")
     args = parser.parse_args(argv)
+    from bench.atomic import atomic_write_json
     from bench.paths import reports_root
-    from bench.results import atomic_write_json
 
     out = args.out or reports_root() / "perf" / "lamo_train_speed.json"
     cuda = torch.cuda.is_available() and not args.only_cpu

@@ -11,8 +11,8 @@ import argparse
 import platform
 from pathlib import Path
 
+from bench.atomic import atomic_write_json
 from bench.perf import measure_sampler
-from bench.results import atomic_write_json
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ PACKAGES = ("bench", "agents")
 LAYERS: dict[str, int] = {
     "bench": 0,  # the package itself (its __init__ holds the version)
     "bench.errors": 0, "bench.tasks": 0, "bench.data": 0, "bench.paths": 0, "bench.envs": 0, "bench.legacy_gym": 0,
-    "bench.overrides": 0,
+    "bench.overrides": 0, "bench.atomic": 0,
     "agents": 1,
     "bench.evaluate": 2, "bench.trial": 2, "bench.orchestrator": 2, "bench.perf": 2, "bench.results": 2,
     "bench.suites": 2, "bench.progress": 2, "bench.smoke_check": 2, "bench.deviations": 2,

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.build.workdir import atomic_write
+from bench.atomic import atomic_write
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
 from bench.report import figures, tables
 from bench.report.html import FigureEntry, Section, TableEntry, render_index
@@ -25,7 +26,6 @@ from bench.report.render import Table, to_latex, to_markdown
 from bench.report.robust import METRICS, RobustResult, cell_intervals, profiles_frame, robust_results
 from bench.report.stats import cell_stats, learning_curves, scored_mask, select_cell_targets
 from bench.report.style import method_colors
-from bench.results import atomic_write_bytes, atomic_write_json
 
 TITLE = "lamo-bench report: LaMo vs Decision Transformer and offline RL baselines"
 

@@ -21,10 +21,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from bench.atomic import atomic_write_bytes
 from bench.report.robust import METRICS, RobustResult
 from bench.report.stats import task_rank
 from bench.report.style import FONT_SIZES, display_name, format_ratio, method_order, reward_order
-from bench.results import atomic_write_bytes
 
 PNG_DPI = 200
 SCORE_LABEL = "Normalized score (0-100)"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.build.workdir import atomic_write
+from bench.atomic import atomic_write
 
 CHUNK_KEYS = ("observations", "actions", "rewards", "train_rewards", "next_observations", "terminals", "ends")
 

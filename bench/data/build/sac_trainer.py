@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench.atomic import atomic_write
 from bench.data.build.config import Phase, SacSettings
 from bench.data.build.policy import GaussianActor, create_sac, save_policy
 from bench.data.build.replay import ReplayBuffer, chunk_path
-from bench.data.build.workdir import WorkDir, atomic_write
+from bench.data.build.workdir import WorkDir
 from bench.errors import BenchError
 
 # Stream ids mixed into seeds so training resets, evaluation episodes and minibatch sampling never share one.

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import atomic_write
 from bench.paths import data_root
 from bench.tasks import Task
 
@@ -24,20 +23,6 @@ STATE_FILE = "state.json"
 def default_workdir(task: Task, seed: int) -> Path:
     """One work dir per environment and seed, so the datasets of one environment share trained policies."""
     return data_root() / "build" / f"{task.domain}-seed{seed}"
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call `write(tmp)` on a temporary path beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are meant to be shared and committed
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, doc: Any) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 
 import bench
+from bench.atomic import atomic_write
 from bench.data.build.rollout import RawEpisode
 from bench.data.build.workdir import replace_dir, write_json
 from bench.data.info import dataset_summary
@@ -89,10 +90,11 @@ def _compact_hdf5(path: Path) -> None:
     """
     import h5py
 
-    tmp = path.with_name(path.name + ".compact")
-    with h5py.File(path, "r") as src, h5py.File(tmp, "w", track_order=True) as dst:
-        _copy_group(src, dst)
-    os.replace(tmp, path)
+    def compact(tmp: Path) -> None:
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w", track_order=True) as dst:
+            _copy_group(src, dst)
+
+    atomic_write(path, compact)
     meta_path = path.with_name("metadata.json")
     meta = json.loads(meta_path.read_text())
     meta["dataset_size"] = round(path.stat().st_size / 1e6, 1)  # Minari's own unit: MB, one decimal
