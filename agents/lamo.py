@@ -72,6 +72,39 @@ _BACKBONE_FIELDS: tuple[str, ...] = ("lm_source", "lm_layers", "random_init", "f
 
 
 @dataclass(frozen=True)
+class LaMoTaskSettings:
+    """LaMo's own per-task settings (the agent's counterpart of CORL's configs/offline/<algo>/<dataset>.yaml):
+    the task registry describes tasks only, and what LaMo changes per task lives here, beside its config."""
+
+    lora_rank: int = 16  # paper Appendix F / Table 6: rank 16 for continuous control
+    mlp_embedding: bool = True  # MLP embeddings and MLP action head (paper Sec. 4)
+
+
+#: Per task domain. Hopper is the paper's one task with linear embeddings ("except for the simplest task",
+#: Sec. 4 / Appendix F); Atari uses LoRA rank 32 (Table 6). Every registered domain has an entry
+#: (tests/test_lamo.py), so a new task must say what LaMo does on it.
+LAMO_TASK_SETTINGS: dict[str, LaMoTaskSettings] = {
+    "hopper": LaMoTaskSettings(mlp_embedding=False),
+    "halfcheetah": LaMoTaskSettings(),
+    "walker2d": LaMoTaskSettings(),
+    "kitchen": LaMoTaskSettings(),
+    "reacher2d": LaMoTaskSettings(),
+    "pointmaze": LaMoTaskSettings(),
+    "pong": LaMoTaskSettings(lora_rank=32),
+    "breakout": LaMoTaskSettings(lora_rank=32),
+    "qbert": LaMoTaskSettings(lora_rank=32),
+}
+
+
+def lamo_task_settings(task: Task) -> LaMoTaskSettings:
+    try:
+        return LAMO_TASK_SETTINGS[task.domain]
+    except KeyError:
+        raise BenchError(f"LaMo has no settings for task domain {task.domain!r} ({task.name}); add it to "
+                         f"agents.lamo.LAMO_TASK_SETTINGS (accepted: {', '.join(LAMO_TASK_SETTINGS)})") from None
+
+
+@dataclass(frozen=True)
 class LaMoConfig(DTConfig):
     """LaMo's settings with the paper's defaults (Appendix F, Table 6); `default_config(task)` adds the task's.
 
@@ -271,12 +304,12 @@ class LaMoAgent(DTAgent):
 
     @classmethod
     def default_config(cls, task: Task) -> LaMoConfig:
-        p = task.paper
+        p, own = task.paper, lamo_task_settings(task)
         config = LaMoConfig(
             batch_size=p.batch_size, learning_rate=p.learning_rate, weight_decay=p.weight_decay,
             grad_clip=p.grad_clip, warmup_steps=p.warmup_steps, dropout=p.dropout,
             context_length=task.context_length, reward_scale=p.reward_scale, max_timestep=task.max_episode_steps,
-            lora_rank=p.lora_rank, mlp_embedding=p.mlp_embedding, mlp_head=p.mlp_embedding,
+            lora_rank=own.lora_rank, mlp_embedding=own.mlp_embedding, mlp_head=own.mlp_embedding,
         )
         if task.action_kind == "discrete":
             # LaMo's Atari code (experiment-atari/core.py): plain AdamW (eps 1e-8) and the token-counted

@@ -44,8 +44,6 @@ class PaperHyperparameters:
     eval_every: int
     # The paper's final score is the mean over evaluations in the last `report_window` steps.
     report_window: int
-    lora_rank: int
-    mlp_embedding: bool
     # Return-to-go and rewards are divided by this before entering the model (reference code).
     reward_scale: float
     grad_clip: float = 0.25
@@ -92,10 +90,8 @@ class Task:
 
 _MUJOCO = PaperHyperparameters(
     learning_rate=1e-4, weight_decay=1e-5, batch_size=64, train_steps=100_000, eval_every=2500,
-    report_window=20_000, lora_rank=16, mlp_embedding=True, reward_scale=1000.0,
+    report_window=20_000, reward_scale=1000.0,
 )
-# Hopper is the one MuJoCo task the paper runs with linear embeddings ("except for the simplest task").
-_HOPPER = PaperHyperparameters(**{**asdict(_MUJOCO), "mlp_embedding": False})
 _KITCHEN = PaperHyperparameters(**{**asdict(_MUJOCO), "reward_scale": 1.0})
 # Reacher2d: reported over the last 12.5K of 37.5K steps (Appendix D); reward scale 10 (run.sh).
 _REACHER = PaperHyperparameters(
@@ -107,7 +103,7 @@ _MAZE = PaperHyperparameters(**{**asdict(_MUJOCO), "reward_scale": 1.0})
 def _atari(lr: float, wd: float, steps: int = 100_000, window: int = 20_000) -> PaperHyperparameters:
     return PaperHyperparameters(
         learning_rate=lr, weight_decay=wd, batch_size=128, train_steps=steps, eval_every=2500,
-        report_window=window, lora_rank=32, mlp_embedding=True, reward_scale=1.0, grad_clip=1.0,
+        report_window=window, reward_scale=1.0, grad_clip=1.0,
     )
 
 
@@ -115,7 +111,6 @@ def _atari(lr: float, wd: float, steps: int = 100_000, window: int = 20_000) -> 
 
 def _mujoco(env: str, env_id: str, dataset: str, random: float, expert: float,
             targets: tuple[float, ...], ratios: tuple[float, ...]) -> Task:
-    hp = _HOPPER if env == "hopper" else _MUJOCO
     return Task(
         name=f"{env}-{dataset}", domain=env, dataset=dataset, reward_type="dense", env_id=env_id,
         env_kwargs={}, sources=(
@@ -123,7 +118,7 @@ def _mujoco(env: str, env_id: str, dataset: str, random: float, expert: float,
             DataSource("generated", f"lamo-bench/{env}/{dataset}-v0"),
         ),
         random_score=random, expert_score=expert, context_length=20, rtg_targets=targets,
-        max_episode_steps=1000, action_kind="continuous", paper=hp, sample_ratios=ratios,
+        max_episode_steps=1000, action_kind="continuous", paper=_MUJOCO, sample_ratios=ratios,
         notes="D4RL data is from the v2 (mujoco-py) env; evaluation runs the gymnasium v5 env.",
     )
 

@@ -20,11 +20,11 @@ from torch import nn
 
 import agents.lamo as lamo
 from agents.base import TaskSpec
-from agents.lamo import LaMoAgent, LaMoConfig, LanguageOnlyPositions
+from agents.lamo import LAMO_TASK_SETTINGS, LaMoAgent, LaMoConfig, LanguageOnlyPositions
 from agents.lm.backbone import cache_dir, load_tokenizer
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
-from bench.tasks import get_task
+from bench.tasks import TASKS, get_task
 from tests.test_dt import _reacher_dataset
 from tests.test_lm_backbone import PARAGRAPHS
 
@@ -100,6 +100,10 @@ def test_default_config_follows_paper_and_task() -> None:
     assert (breakout.lora_rank, breakout.batch_size, breakout.learning_rate, breakout.context_length) == (
         32, 128, 1e-3, 30)
     assert (breakout.adam_eps, breakout.lr_schedule, breakout.max_timestep) == (1e-8, "atari_tokens", 4096)
+    # LaMo's per-task settings live beside its config, one entry per registered task domain.
+    assert {t.domain for t in TASKS.values()} <= set(LAMO_TASK_SETTINGS)
+    assert LaMoAgent.default_config(get_task("pong-medium")).lora_rank == 32
+    assert LaMoAgent.default_config(get_task("walker2d-medium")).mlp_embedding
     reacher = LaMoAgent.default_config(TASK)
     assert (reacher.reward_scale, reacher.max_timestep, reacher.context_length) == (10.0, 100, 5)
     for bad in ({"lora_rank": 0}, {"lm_loss_weight": -0.1}, {"lm_layers": 0}, {"lm_block_size": 1}):

@@ -37,10 +37,8 @@ def test_paper_settings() -> None:
     assert get_task("hopper-medium").rtg_targets == (1800.0, 3600.0)
     assert get_task("kitchen-partial").sample_ratios == (0.01, 0.1, 1.0)
     assert get_task("hopper-medium").sample_ratios == (0.005, 0.01, 0.1, 1.0)
-    assert get_task("hopper-medium").paper.mlp_embedding is False
-    assert get_task("walker2d-medium").paper.mlp_embedding is True
+    assert not hasattr(get_task("hopper-medium").paper, "mlp_embedding")  # LaMo's own table, agents/lamo.py
     assert get_task("breakout-medium").paper.train_steps == 50_000
-    assert get_task("pong-medium").paper.lora_rank == 32
     for task in TASKS.values():
         assert task.reward_type in ("sparse", "dense")
         assert task.sources, task.name
