@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -51,38 +55,116 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def random_reacher_episodes(num: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Random-policy Reacher2d episodes (100 steps each) from the real environment."""
-    import gymnasium as gym
+def reacher_rollouts(num: int, act: Callable[[np.ndarray], np.ndarray],
+                     reset_seed: Callable[[int], int]) -> list[dict[str, np.ndarray]]:
+    """Reacher2d episodes (100 steps, ending by timeout) of policy `act` in the real environment; episode i
+    starts from `reset_seed(i)`. The one rollout loop behind every Reacher test dataset below."""
+    from bench.envs.factory import make_env
+    from bench.tasks import get_task
 
-    import bench.envs  # noqa: F401
-
-    env = gym.make("bench/Reacher2d-v0")
-    rng = np.random.default_rng(seed)
+    env = make_env(get_task("reacher2d-medium"))
     episodes = []
     for i in range(num):
-        obs, _ = env.reset(seed=seed * 1000 + i)
+        obs, _ = env.reset(seed=reset_seed(i))
         rows, acts, rews = [], [], []
         done = False
         while not done:
-            act = rng.uniform(-1, 1, 2).astype(np.float32)
+            action = np.asarray(act(obs), np.float32)
             rows.append(obs)
-            acts.append(act)
-            obs, r, term, trunc, _ = env.step(act)
+            acts.append(action)
+            obs, r, term, trunc, _ = env.step(action)
             rews.append(r)
             done = term or trunc
         n = len(rews)
-        tout = np.zeros(n, bool)
-        tout[-1] = True
         episodes.append({"observations": np.array(rows, np.float32), "actions": np.array(acts),
-                         "rewards": np.array(rews, np.float32), "terminals": np.zeros(n, bool), "timeouts": tout})
+                         "rewards": np.array(rews, np.float32), "terminals": np.zeros(n, bool),
+                         "timeouts": np.arange(n) == n - 1})
+    env.close()
     return episodes
+
+
+def random_reacher_episodes(num: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Uniformly random actions: data with no policy to learn (loaders, the store, data checks)."""
+    rng = np.random.default_rng(seed)
+    return reacher_rollouts(num, lambda _obs: rng.uniform(-1, 1, 2), lambda i: seed * 1000 + i)
+
+
+def linear_reacher_dataset(episodes: int = 12, seed: int = 0) -> TrajectoryDataset:
+    """A noisy fixed linear-tanh policy, tanh(obs W + 0.05 noise): actions are a learnable function of
+    observations, so sequence models have something to fit (DT, LaMo)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(scale=0.5, size=(12, 2))
+    eps = reacher_rollouts(episodes, lambda obs: np.tanh(obs @ weights + 0.05 * rng.normal(size=2)),
+                           lambda i: 1000 + i)
+    return TrajectoryDataset.from_episodes(eps, name="reacher2d-test")
+
+
+def controller_reacher_dataset(episodes: int = 4, seed: int = 0) -> TrajectoryDataset:
+    """A random linear-tanh controller plus clipped action noise 0.1 (the d3rlpy agents' BC-fittable data)."""
+    rng = np.random.default_rng(seed)
+    gain = rng.normal(scale=0.7, size=(12, 2))
+    eps = reacher_rollouts(episodes, lambda obs: np.clip(np.tanh(obs @ gain) + 0.1 * rng.normal(size=2), -1, 1),
+                           lambda i: seed * 100 + i)
+    return TrajectoryDataset.from_episodes(eps, name="reacher2d-rollouts")
 
 
 @pytest.fixture
 def reacher_data_root(data_root: Path) -> Path:
     """A data root holding a small random-policy reacher2d-medium dataset in the generated (Minari) slot."""
-    from tests.test_loaders import write_minari
-
     write_minari(data_root / "minari", "lamo-bench/reacher2d/medium-v0", random_reacher_episodes(10))
     return data_root
+
+
+def write_minari(root: Path, dataset_id: str, episodes: list[dict[str, np.ndarray]]) -> None:
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    obs_dim, act_dim = episodes[0]["observations"].shape[1], episodes[0]["actions"].shape[1]
+    buffers = []
+    for i, e in enumerate(episodes):
+        final_obs = np.zeros((1, obs_dim), np.float32)
+        buffers.append(EpisodeBuffer(
+            id=i, observations=np.concatenate([e["observations"], final_obs]), actions=e["actions"],
+            rewards=e["rewards"], terminations=e["terminals"], truncations=e["timeouts"], infos={},
+        ))
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        minari.create_dataset_from_buffers(
+            dataset_id, buffers, algorithm_name="random", author="tests",
+            observation_space=gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
+            action_space=gym.spaces.Box(-1, 1, (act_dim,), np.float32),
+        )
+    finally:
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def bench_cli(*args: str, env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env,
+                          **kw)  # type: ignore[call-overload]
+
+
+def cli_env(data_root: Path, results: Path) -> dict[str, str]:
+    return {**os.environ, "LAMO_BENCH_DATA": str(data_root), "LAMO_BENCH_RESULTS": str(results)}
+
+
+#: A few paragraphs of plain English for language-model tests (perplexity, tokenizers, tiny corpora).
+PARAGRAPHS = """\
+The old lighthouse stood at the edge of the cliff for more than a hundred years. Every night the keeper climbed
+the narrow stairs, lit the lamp and watched the ships pass safely along the rocky coast. When the storms came in
+winter, the waves crashed against the rocks below, but the light never went out.
+
+Water boils at one hundred degrees Celsius at sea level. At higher altitudes the air pressure is lower, so water
+boils at a lower temperature, and food takes longer to cook. This is why climbers often carry pressure cookers on
+long expeditions into the mountains.
+
+The city council met on Tuesday evening to discuss the new budget for the coming year. Most of the money will be
+spent on schools, roads and public transport, while a smaller part will go to parks and libraries. The mayor said
+that the plan would be published online so that every citizen could read it before the final vote next month.
+
+Python is a popular programming language that is easy to learn. It is used for web development, data analysis,
+machine learning and automation. Many beginners start with Python because its syntax is simple and readable.
+"""

@@ -25,9 +25,9 @@ from agents.d3rlpy_agents import (
 )
 from agents.registry import make_agent, make_config
 from bench.data.trajectories import TrajectoryDataset
-from bench.envs.factory import make_env
 from bench.errors import BenchError
 from bench.tasks import get_task
+from tests.conftest import controller_reacher_dataset
 
 torch.set_num_threads(1)
 TASK = get_task("reacher2d-medium")
@@ -40,32 +40,6 @@ SMALL: dict[str, dict[str, object]] = {
     "iql": {"batch_size": 64, "hidden_units": (64, 64)},
     "td3+bc": {"batch_size": 64, "hidden_units": (64, 64)},
 }
-
-
-def _reacher_rollouts(episodes: int = 4, seed: int = 0) -> TrajectoryDataset:
-    """Reacher2d episodes from a noisy random linear-tanh controller, so BC has a function to fit."""
-    rng = np.random.default_rng(seed)
-    gain = rng.normal(scale=0.7, size=(12, 2))
-    env = make_env(TASK)
-    episodes_out = []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed * 100 + e)
-        observations, actions, rewards = [], [], []
-        done = False
-        while not done:
-            action = np.clip(np.tanh(obs @ gain) + 0.1 * rng.normal(size=2), -1, 1).astype(np.float32)
-            observations.append(obs)
-            actions.append(action)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            rewards.append(reward)
-            done = terminated or truncated
-        n = len(rewards)
-        episodes_out.append({
-            "observations": np.asarray(observations), "actions": np.asarray(actions),
-            "rewards": np.asarray(rewards), "terminals": np.zeros(n, bool), "timeouts": np.arange(n) == n - 1,
-        })
-    env.close()
-    return TrajectoryDataset.from_episodes(episodes_out, name="reacher2d-rollouts")
 
 
 def _discrete_dataset(obs_shape: tuple[int, ...] = (4,), n_actions: int = 3, n: int = 600,
@@ -92,7 +66,7 @@ def _discrete_spec(dataset: TrajectoryDataset, n_actions: int = 3) -> TaskSpec:
 
 @pytest.fixture(scope="module")
 def dataset() -> TrajectoryDataset:
-    return _reacher_rollouts()
+    return controller_reacher_dataset()
 
 
 @pytest.fixture(scope="module")

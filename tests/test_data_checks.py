@@ -11,9 +11,9 @@ import pytest
 
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
-from tests.conftest import make_episodes, random_reacher_episodes
-from tests.test_loaders import write_minari
-from tests.test_orchestrator import _bench, _env
+from tests.conftest import bench_cli as _bench
+from tests.conftest import cli_env as _env
+from tests.conftest import make_episodes, random_reacher_episodes, write_minari
 
 DATASET = "lamo-bench/reacher2d/medium-v0"
 

@@ -17,34 +17,10 @@ from bench.data.trajectories import TrajectoryDataset
 from bench.envs.factory import make_env
 from bench.errors import BenchError
 from bench.tasks import get_task
+from tests.conftest import linear_reacher_dataset as _reacher_dataset
 
 torch.set_num_threads(1)
 TASK = get_task("reacher2d-medium")
-
-
-def _reacher_dataset(episodes: int = 12, seed: int = 0) -> TrajectoryDataset:
-    """Reacher2d episodes of a noisy fixed linear policy: actions are a learnable function of observations."""
-    rng = np.random.default_rng(seed)
-    weights = rng.normal(scale=0.5, size=(12, 2))
-    env = make_env(TASK)
-    out = []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=1000 + e)
-        rows: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": []}
-        for _ in range(TASK.max_episode_steps):
-            action = np.tanh(obs @ weights + 0.05 * rng.normal(size=2)).astype(np.float32)
-            rows["observations"].append(obs)
-            rows["actions"].append(action)
-            obs, reward, _, _, _ = env.step(action)
-            rows["rewards"].append(np.asarray(reward, np.float32))
-        n = len(rows["rewards"])
-        out.append({
-            "observations": np.stack(rows["observations"]), "actions": np.stack(rows["actions"]),
-            "rewards": np.asarray(rows["rewards"]), "terminals": np.zeros(n, bool),
-            "timeouts": np.arange(n) == n - 1,
-        })
-    env.close()
-    return TrajectoryDataset.from_episodes(out, name="reacher2d-test")
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ from agents.lm.backbone import cache_dir, load_tokenizer
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.tasks import TASKS, get_task
-from tests.test_dt import _reacher_dataset
-from tests.test_lm_backbone import PARAGRAPHS
+from tests.conftest import PARAGRAPHS
+from tests.conftest import linear_reacher_dataset as _reacher_dataset
 
 torch.set_num_threads(1)
 # Every test here loads SmolLM2 (converted from its GGUF on first use, ~30 s); the agent contract test

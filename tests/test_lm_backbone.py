@@ -27,23 +27,7 @@ from agents.lm.backbone import (
     perplexity,
 )
 from bench.errors import BenchError
-
-PARAGRAPHS = """\
-The old lighthouse stood at the edge of the cliff for more than a hundred years. Every night the keeper climbed
-the narrow stairs, lit the lamp and watched the ships pass safely along the rocky coast. When the storms came in
-winter, the waves crashed against the rocks below, but the light never went out.
-
-Water boils at one hundred degrees Celsius at sea level. At higher altitudes the air pressure is lower, so water
-boils at a lower temperature, and food takes longer to cook. This is why climbers often carry pressure cookers on
-long expeditions into the mountains.
-
-The city council met on Tuesday evening to discuss the new budget for the coming year. Most of the money will be
-spent on schools, roads and public transport, while a smaller part will go to parks and libraries. The mayor said
-that the plan would be published online so that every citizen could read it before the final vote next month.
-
-Python is a popular programming language that is easy to learn. It is used for web development, data analysis,
-machine learning and automation. Many beginners start with Python because its syntax is simple and readable.
-"""
+from tests.conftest import PARAGRAPHS
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import h5py
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from bench.data.loaders import load_d4rl_hdf5, load_minari_path, load_task_datas
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.tasks import get_task
-from tests.conftest import make_episodes
+from tests.conftest import make_episodes, write_minari
 
 
 def write_d4rl(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
@@ -27,33 +26,6 @@ def write_d4rl(path: Path, episodes: list[dict[str, np.ndarray]]) -> None:
     with h5py.File(path, "w") as f:
         for key in ("observations", "actions", "rewards", "terminals", "timeouts"):
             f[key] = np.concatenate([e[key] for e in episodes])
-
-
-def write_minari(root: Path, dataset_id: str, episodes: list[dict[str, np.ndarray]]) -> None:
-    import minari
-    from minari.data_collector import EpisodeBuffer
-
-    obs_dim, act_dim = episodes[0]["observations"].shape[1], episodes[0]["actions"].shape[1]
-    buffers = []
-    for i, e in enumerate(episodes):
-        final_obs = np.zeros((1, obs_dim), np.float32)
-        buffers.append(EpisodeBuffer(
-            id=i, observations=np.concatenate([e["observations"], final_obs]), actions=e["actions"],
-            rewards=e["rewards"], terminations=e["terminals"], truncations=e["timeouts"], infos={},
-        ))
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(root)
-    try:
-        minari.create_dataset_from_buffers(
-            dataset_id, buffers, algorithm_name="random", author="tests",
-            observation_space=gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
-            action_space=gym.spaces.Box(-1, 1, (act_dim,), np.float32),
-        )
-    finally:
-        if old is None:
-            del os.environ["MINARI_DATASETS_PATH"]
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
 
 
 def test_d4rl_hdf5_roundtrip(data_root: Path) -> None:

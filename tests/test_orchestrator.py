@@ -23,6 +23,8 @@ import pytest
 from bench.errors import BenchError
 from bench.orchestrator import LOOPBACK_RAY_ENV, build_grid, is_loopback_address
 from bench.suites import SEEDED_EVALUATION, available_suites, get_profile, load_suite
+from tests.conftest import bench_cli as _bench
+from tests.conftest import cli_env as _env
 
 
 def test_packaged_suites_load() -> None:
@@ -70,15 +72,6 @@ def test_grid_filters_and_missing_data(reacher_data_root: Path) -> None:
     assert [(t.ratio, t.seed) for t in small.trials] == [(0.3, 1)]
     with pytest.raises(BenchError, match="out of range"):
         build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt"], ratios=[2.0])
-
-
-def _bench(*args: str, env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env,
-                          **kw)  # type: ignore[call-overload]
-
-
-def _env(data_root: Path, results: Path) -> dict[str, str]:
-    return {**os.environ, "LAMO_BENCH_DATA": str(data_root), "LAMO_BENCH_RESULTS": str(results)}
 
 
 @pytest.mark.slow

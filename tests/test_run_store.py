@@ -29,7 +29,8 @@ from bench.results import (
 )
 from bench.suites import get_profile, load_suite
 from bench.trial import _base_fields
-from tests.test_orchestrator import _bench, _env
+from tests.conftest import bench_cli as _bench
+from tests.conftest import cli_env as _env
 
 #: The smallest grid of the smoke suite: one bc trial on reacher2d-medium (ratio 0.2, seed 0, 40 steps).
 GRID = ["--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium"]

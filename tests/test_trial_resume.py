@@ -70,7 +70,7 @@ def _spec(agent: str, root: Path) -> TrialSpec:
     if agent == "dt":
         overrides = {"batch_size": 8, "warmup_steps": 2}
     elif agent == "lamo":
-        from tests.test_lm_backbone import PARAGRAPHS
+        from tests.conftest import PARAGRAPHS
 
         text = root / "text.txt"
         text.write_text((PARAGRAPHS + "\n") * 3)
