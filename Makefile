@@ -19,6 +19,7 @@ install: $(STAMP)
 
 lint: install
 	$(VENV)/bin/ruff check bench agents tests benchmarks
+	$(VENV)/bin/ruff format --check bench agents tests benchmarks
 
 types: install
 	$(VENV)/bin/mypy

@@ -40,8 +40,13 @@ class TaskSpec:
     clip_rewards: bool = False  # train (and count down returns-to-go) on rewards clipped to [-1, 1]
 
     @classmethod
-    def from_task(cls, task: Task, dataset: TrajectoryDataset | None = None,
-                  action_dim: int | None = None, observation_shape: tuple[int, ...] | None = None) -> TaskSpec:
+    def from_task(
+        cls,
+        task: Task,
+        dataset: TrajectoryDataset | None = None,
+        action_dim: int | None = None,
+        observation_shape: tuple[int, ...] | None = None,
+    ) -> TaskSpec:
         """Spaces come from the dataset when given, else from the task's environment. The number of discrete
         actions always comes from the environment: a dataset need not use every action."""
         if dataset is not None:
@@ -55,10 +60,15 @@ class TaskSpec:
             observation_shape = observation_shape or obs_shape
             action_dim = action_dim or act_dim
         return cls(
-            task=task.name, observation_shape=tuple(observation_shape), action_dim=int(action_dim),
-            discrete=task.action_kind == "discrete", context_length=task.context_length,
-            max_episode_steps=task.max_episode_steps, reward_scale=task.paper.reward_scale,
-            rtg_targets=task.rtg_targets, clip_rewards=task.clip_rewards,
+            task=task.name,
+            observation_shape=tuple(observation_shape),
+            action_dim=int(action_dim),
+            discrete=task.action_kind == "discrete",
+            context_length=task.context_length,
+            max_episode_steps=task.max_episode_steps,
+            reward_scale=task.paper.reward_scale,
+            rtg_targets=task.rtg_targets,
+            clip_rewards=task.clip_rewards,
         )
 
 
@@ -133,9 +143,16 @@ class Agent(ABC):
         self.seed = seed
 
     @abstractmethod
-    def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None,
-            on_checkpoint: CheckpointCallback | None = None) -> None:
+    def fit(
+        self,
+        dataset: TrajectoryDataset,
+        steps: int,
+        *,
+        eval_every: int = 0,
+        on_eval: EvalCallback | None = None,
+        on_log: LogCallback | None = None,
+        on_checkpoint: CheckpointCallback | None = None,
+    ) -> None:
         """Train for `steps` gradient steps; call `on_eval(step, self)` every `eval_every` steps (and at the end)
         and `on_log(step, metrics)` with training metrics (at least `loss`; every metric the agent computes,
         averaged since the last point) at the same points, then `on_checkpoint(step, self)`, from which

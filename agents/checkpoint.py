@@ -34,8 +34,10 @@ def write_checkpoint(folder: Path, filename: str, payload: dict[str, Any], *, ag
     missing = [k for k in REQUIRED_KEYS if k not in payload] if agent_checkpoint else []
     if missing:
         # A programming error in an agent's `save`, not a user error: it must never reach a results folder.
-        raise ValueError(f"checkpoint payload lacks {', '.join(missing)}; every agent checkpoint needs "
-                         f"{', '.join(REQUIRED_KEYS)} (see agents/checkpoint.py)")
+        raise ValueError(
+            f"checkpoint payload lacks {', '.join(missing)}; every agent checkpoint needs "
+            f"{', '.join(REQUIRED_KEYS)} (see agents/checkpoint.py)"
+        )
     atomic_write(Path(folder) / filename, lambda tmp: torch.save(payload, tmp))
 
 
@@ -72,8 +74,10 @@ def find_checkpoint(path: Path) -> tuple[Path, dict[str, Any]]:
         files = sorted(p for p in path.glob("*.pt") if not p.name.startswith(".") and p.name != TRAINING_STATE_FILE)
         if len(files) != 1:
             found = "no .pt file" if not files else f"{len(files)} .pt files"
-            raise BenchError(f"{path} holds {found}; expected one agent checkpoint (a folder written by "
-                             "`bench train`/`bench run` or by Agent.save)")
+            raise BenchError(
+                f"{path} holds {found}; expected one agent checkpoint (a folder written by "
+                "`bench train`/`bench run` or by Agent.save)"
+            )
         path = files[0]
     if not path.is_file():
         raise BenchError(f"no checkpoint at {path}; pass a checkpoint folder or file written by `bench train`")
@@ -85,6 +89,7 @@ def find_checkpoint(path: Path) -> tuple[Path, dict[str, Any]]:
         raise BenchError(f"{path} is not a readable agent checkpoint ({type(e).__name__}: {reason})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         have = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise BenchError(f"{path} is not a lamo-bench agent checkpoint: it needs keys "
-                         f"{', '.join(REQUIRED_KEYS)}, found {have}")
+        raise BenchError(
+            f"{path} is not a lamo-bench agent checkpoint: it needs keys {', '.join(REQUIRED_KEYS)}, found {have}"
+        )
     return path, payload

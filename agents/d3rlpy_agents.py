@@ -103,18 +103,26 @@ class DataStats:
         def tensor(a: np.ndarray | None) -> torch.Tensor | None:
             return None if a is None else torch.from_numpy(np.asarray(a, np.float64))
 
-        return {"obs_mean": tensor(self.obs_mean), "obs_std": tensor(self.obs_std),
-                "return_min": self.return_min, "return_max": self.return_max,
-                "schedule_steps": self.schedule_steps}
+        return {
+            "obs_mean": tensor(self.obs_mean),
+            "obs_std": tensor(self.obs_std),
+            "return_min": self.return_min,
+            "return_max": self.return_max,
+            "schedule_steps": self.schedule_steps,
+        }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DataStats:
         def array(t: torch.Tensor | None) -> np.ndarray | None:
             return None if t is None else t.cpu().numpy()
 
-        return cls(obs_mean=array(payload["obs_mean"]), obs_std=array(payload["obs_std"]),
-                   return_min=payload["return_min"], return_max=payload["return_max"],
-                   schedule_steps=int(payload["schedule_steps"]))
+        return cls(
+            obs_mean=array(payload["obs_mean"]),
+            obs_std=array(payload["obs_std"]),
+            return_min=payload["return_min"],
+            return_max=payload["return_max"],
+            schedule_steps=int(payload["schedule_steps"]),
+        )
 
 
 class TransitionSampler:
@@ -165,9 +173,13 @@ class TransitionSampler:
             actions, next_actions = actions.reshape(-1, 1), next_actions.reshape(-1, 1)
         next_actions *= keep.reshape(-1, 1)
         return TransitionMiniBatch(
-            observations=obs, actions=actions, rewards=self._rewards[idx].astype(np.float32).reshape(-1, 1),
-            next_observations=next_obs, next_actions=next_actions,
-            terminals=done.astype(np.float32).reshape(-1, 1), intervals=np.ones((batch_size, 1), np.float32),
+            observations=obs,
+            actions=actions,
+            rewards=self._rewards[idx].astype(np.float32).reshape(-1, 1),
+            next_observations=next_obs,
+            next_actions=next_actions,
+            terminals=done.astype(np.float32).reshape(-1, 1),
+            intervals=np.ones((batch_size, 1), np.float32),
             transitions=[],
         )
 
@@ -298,8 +310,13 @@ class D3rlpyAgent(Agent):
             obs = dataset.observations.reshape(dataset.num_transitions, -1).astype(np.float64)
             obs_mean, obs_std = obs.mean(0), obs.std(0)
         returns = dataset.episode_returns()
-        return DataStats(obs_mean=obs_mean, obs_std=obs_std, return_min=float(returns.min()),
-                         return_max=float(returns.max()), schedule_steps=max(int(steps), 1))
+        return DataStats(
+            obs_mean=obs_mean,
+            obs_std=obs_std,
+            return_min=float(returns.min()),
+            return_max=float(returns.max()),
+            schedule_steps=max(int(steps), 1),
+        )
 
     @contextmanager
     def _torch_rng_scope(self) -> Iterator[None]:
@@ -335,9 +352,7 @@ class D3rlpyAgent(Agent):
             raise BenchError(f"dataset {dataset.name!r} does not have the {kind} actions task {self.spec.task} has")
         if self.spec.discrete:
             if dataset.actions.min() < 0 or dataset.actions.max() >= self.spec.action_dim:
-                raise BenchError(
-                    f"dataset {dataset.name!r} has action ids outside [0, {self.spec.action_dim - 1}]"
-                )
+                raise BenchError(f"dataset {dataset.name!r} has action ids outside [0, {self.spec.action_dim - 1}]")
             return dataset
         if dataset.actions.shape[1] != self.spec.action_dim:
             raise BenchError(
@@ -356,9 +371,16 @@ class D3rlpyAgent(Agent):
 
     # --- Agent interface ----------------------------------------------------------------------------------
 
-    def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None,
-            on_checkpoint: CheckpointCallback | None = None) -> None:
+    def fit(
+        self,
+        dataset: TrajectoryDataset,
+        steps: int,
+        *,
+        eval_every: int = 0,
+        on_eval: EvalCallback | None = None,
+        on_log: LogCallback | None = None,
+        on_checkpoint: CheckpointCallback | None = None,
+    ) -> None:
         """Train `steps` updates. A second call continues training, keeping the first dataset's scalers and
         the optimizer state; after `load_training_state` the call continues the interrupted `fit` of the same
         `steps`. Every metric d3rlpy reports (critic, actor, temperature losses ...) is logged, its main
@@ -391,9 +413,17 @@ class D3rlpyAgent(Agent):
                 self._algo = self._build(self._stats)
             self._fit_step = 0 if resume is None else resume.step
             try:
-                run_loop(one_step, self, steps, start=self._fit_step, eval_every=eval_every,
-                         on_log=log if on_log is not None else None, on_eval=on_eval,
-                         on_checkpoint=on_checkpoint, progress=progress)
+                run_loop(
+                    one_step,
+                    self,
+                    steps,
+                    start=self._fit_step,
+                    eval_every=eval_every,
+                    on_log=log if on_log is not None else None,
+                    on_eval=on_eval,
+                    on_checkpoint=on_checkpoint,
+                    progress=progress,
+                )
             finally:
                 self._fit_step = None
 
@@ -413,9 +443,14 @@ class D3rlpyAgent(Agent):
         weights = io.BytesIO()
         self._algo.impl.save_model(weights)  # what d3rlpy's `save_model` writes: modules + optimizer states
         payload: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT, "agent": self.name, "config_type": type(self.config).__name__,
-            "config": self.config.to_dict(), "spec": asdict(self.spec), "seed": self.seed,
-            "stats": self._stats.to_payload(), "grad_step": int(self._algo.grad_step),
+            "format": CHECKPOINT_FORMAT,
+            "agent": self.name,
+            "config_type": type(self.config).__name__,
+            "config": self.config.to_dict(),
+            "spec": asdict(self.spec),
+            "seed": self.seed,
+            "stats": self._stats.to_payload(),
+            "grad_step": int(self._algo.grad_step),
             "d3rlpy_model": torch.frombuffer(bytearray(weights.getvalue()), dtype=torch.uint8),
         }
         write_checkpoint(path, CHECKPOINT_FILE, payload)
@@ -446,8 +481,11 @@ class D3rlpyAgent(Agent):
         if self._fit_step is None:
             raise BenchError(f"{self.name}: a training state can only be saved from inside fit")
         self.save(path)
-        TrainingState(step=self._fit_step, rng=global_rng_states(cuda_devices(self.device)),
-                      generators={"batch": generator_state(self._rng)}).write(path, self.name)
+        TrainingState(
+            step=self._fit_step,
+            rng=global_rng_states(cuda_devices(self.device)),
+            generators={"batch": generator_state(self._rng)},
+        ).write(path, self.name)
 
     def load_training_state(self, path: Path) -> int:
         self.load(path)
@@ -463,10 +501,14 @@ class D3rlpyAgent(Agent):
         if algo is None:
             before = self._torch_rng
             with self._torch_rng_scope():
-                algo = self._build(DataStats(
-                    obs_mean=np.zeros(self.spec.observation_shape), obs_std=np.ones(self.spec.observation_shape),
-                    return_min=0.0, return_max=1.0,
-                ))
+                algo = self._build(
+                    DataStats(
+                        obs_mean=np.zeros(self.spec.observation_shape),
+                        obs_std=np.ones(self.spec.observation_shape),
+                        return_min=0.0,
+                        return_max=1.0,
+                    )
+                )
             self._torch_rng = before  # counting must not shift the seed stream of a later `fit`
         seen: set[int] = set()
         total = 0
@@ -506,26 +548,43 @@ class CQLAgent(D3rlpyAgent):
         c = self.config
         if isinstance(c, DiscreteCQLConfig):
             return d3rlpy.algos.DiscreteCQLConfig(
-                learning_rate=c.learning_rate, optim_factory=self.optim(eps=c.adam_eps),
+                learning_rate=c.learning_rate,
+                optim_factory=self.optim(eps=c.adam_eps),
                 encoder_factory=self.encoder(),
-                q_func_factory=QRQFunctionFactory(n_quantiles=c.n_quantiles) if c.n_quantiles
+                q_func_factory=QRQFunctionFactory(n_quantiles=c.n_quantiles)
+                if c.n_quantiles
                 else MeanQFunctionFactory(),
-                batch_size=c.batch_size, gamma=c.gamma, n_critics=c.n_critics,
-                target_update_interval=c.target_update_interval, alpha=c.alpha,
+                batch_size=c.batch_size,
+                gamma=c.gamma,
+                n_critics=c.n_critics,
+                target_update_interval=c.target_update_interval,
+                alpha=c.alpha,
                 observation_scaler=self.observation_scaler(stats),
                 reward_scaler=ClipRewardScaler(low=-1.0, high=1.0) if c.clip_rewards else None,
             )
         assert isinstance(c, CQLConfig)
         return d3rlpy.algos.CQLConfig(
-            actor_learning_rate=c.actor_learning_rate, critic_learning_rate=c.learning_rate,
-            temp_learning_rate=c.temp_learning_rate, alpha_learning_rate=c.alpha_learning_rate,
-            actor_optim_factory=self.optim(), critic_optim_factory=self.optim(),
-            temp_optim_factory=_optim(), alpha_optim_factory=_optim(),
-            actor_encoder_factory=self.encoder(), critic_encoder_factory=self.encoder(),
-            batch_size=c.batch_size, gamma=c.gamma, tau=c.tau, n_critics=c.n_critics,
-            initial_temperature=c.initial_temperature, initial_alpha=c.initial_alpha,
-            alpha_threshold=c.alpha_threshold, conservative_weight=c.conservative_weight,
-            n_action_samples=c.n_action_samples, soft_q_backup=c.soft_q_backup, max_q_backup=c.max_q_backup,
+            actor_learning_rate=c.actor_learning_rate,
+            critic_learning_rate=c.learning_rate,
+            temp_learning_rate=c.temp_learning_rate,
+            alpha_learning_rate=c.alpha_learning_rate,
+            actor_optim_factory=self.optim(),
+            critic_optim_factory=self.optim(),
+            temp_optim_factory=_optim(),
+            alpha_optim_factory=_optim(),
+            actor_encoder_factory=self.encoder(),
+            critic_encoder_factory=self.encoder(),
+            batch_size=c.batch_size,
+            gamma=c.gamma,
+            tau=c.tau,
+            n_critics=c.n_critics,
+            initial_temperature=c.initial_temperature,
+            initial_alpha=c.initial_alpha,
+            alpha_threshold=c.alpha_threshold,
+            conservative_weight=c.conservative_weight,
+            n_action_samples=c.n_action_samples,
+            soft_q_backup=c.soft_q_backup,
+            max_q_backup=c.max_q_backup,
             observation_scaler=self.observation_scaler(stats),
             reward_scaler=self.return_reward_scaler(stats, c.reward_return_scale),
         )
@@ -548,13 +607,21 @@ class BCAgent(D3rlpyAgent):
         c = self.config
         if isinstance(c, DiscreteBCConfig):
             return d3rlpy.algos.DiscreteBCConfig(
-                learning_rate=c.learning_rate, optim_factory=self.optim(), encoder_factory=self.encoder(),
-                batch_size=c.batch_size, beta=c.beta, observation_scaler=self.observation_scaler(stats),
+                learning_rate=c.learning_rate,
+                optim_factory=self.optim(),
+                encoder_factory=self.encoder(),
+                batch_size=c.batch_size,
+                beta=c.beta,
+                observation_scaler=self.observation_scaler(stats),
             )
         assert isinstance(c, BCConfig)
         return d3rlpy.algos.BCConfig(
-            learning_rate=c.learning_rate, optim_factory=self.optim(), encoder_factory=self.encoder(),
-            batch_size=c.batch_size, policy_type=c.policy_type, observation_scaler=self.observation_scaler(stats),
+            learning_rate=c.learning_rate,
+            optim_factory=self.optim(),
+            encoder_factory=self.encoder(),
+            batch_size=c.batch_size,
+            policy_type=c.policy_type,
+            observation_scaler=self.observation_scaler(stats),
         )
 
 
@@ -575,13 +642,20 @@ class IQLAgent(D3rlpyAgent):
         c = self.config
         assert isinstance(c, IQLConfig)
         return d3rlpy.algos.IQLConfig(
-            actor_learning_rate=c.actor_learning_rate, critic_learning_rate=c.learning_rate,
+            actor_learning_rate=c.actor_learning_rate,
+            critic_learning_rate=c.learning_rate,
             actor_optim_factory=self.optim(cosine_steps=stats.schedule_steps if c.actor_cosine_schedule else None),
             critic_optim_factory=self.optim(),
-            actor_encoder_factory=self.encoder(dropout=c.actor_dropout), critic_encoder_factory=self.encoder(),
+            actor_encoder_factory=self.encoder(dropout=c.actor_dropout),
+            critic_encoder_factory=self.encoder(),
             value_encoder_factory=self.encoder(),
-            batch_size=c.batch_size, gamma=c.gamma, tau=c.tau, n_critics=c.n_critics, expectile=c.expectile,
-            weight_temp=c.weight_temp, max_weight=c.max_weight,
+            batch_size=c.batch_size,
+            gamma=c.gamma,
+            tau=c.tau,
+            n_critics=c.n_critics,
+            expectile=c.expectile,
+            weight_temp=c.weight_temp,
+            max_weight=c.max_weight,
             observation_scaler=self.observation_scaler(stats),
             reward_scaler=self.return_reward_scaler(stats, c.reward_return_scale),
         )
@@ -604,11 +678,19 @@ class TD3PlusBCAgent(D3rlpyAgent):
         c = self.config
         assert isinstance(c, TD3PlusBCConfig)
         return d3rlpy.algos.TD3PlusBCConfig(
-            actor_learning_rate=c.actor_learning_rate, critic_learning_rate=c.learning_rate,
-            actor_optim_factory=self.optim(), critic_optim_factory=self.optim(),
-            actor_encoder_factory=self.encoder(), critic_encoder_factory=self.encoder(),
-            batch_size=c.batch_size, gamma=c.gamma, tau=c.tau, n_critics=c.n_critics,
-            target_smoothing_sigma=c.target_smoothing_sigma, target_smoothing_clip=c.target_smoothing_clip,
-            alpha=c.alpha, update_actor_interval=c.update_actor_interval,
+            actor_learning_rate=c.actor_learning_rate,
+            critic_learning_rate=c.learning_rate,
+            actor_optim_factory=self.optim(),
+            critic_optim_factory=self.optim(),
+            actor_encoder_factory=self.encoder(),
+            critic_encoder_factory=self.encoder(),
+            batch_size=c.batch_size,
+            gamma=c.gamma,
+            tau=c.tau,
+            n_critics=c.n_critics,
+            target_smoothing_sigma=c.target_smoothing_sigma,
+            target_smoothing_clip=c.target_smoothing_clip,
+            alpha=c.alpha,
+            update_actor_interval=c.update_actor_interval,
             observation_scaler=self.observation_scaler(stats),
         )

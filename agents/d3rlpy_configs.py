@@ -94,9 +94,7 @@ class D3rlpyConfig(AgentConfig):
             raise BenchError(f"{type(self).__name__}.learning_rate must be positive, got {self.learning_rate}")
         scale = getattr(self, "reward_return_scale", None)
         if scale is not None and not scale > 0.0:
-            raise BenchError(
-                f"{type(self).__name__}.reward_return_scale must be positive or unset (None), got {scale}"
-            )
+            raise BenchError(f"{type(self).__name__}.reward_return_scale must be positive or unset (None), got {scale}")
 
 
 # CORL `algorithms/offline/cql.py` (`TrainConfig`, `TanhGaussianPolicy`, `FullyConnectedQFunction`,
@@ -152,12 +150,16 @@ class CQLConfig(D3rlpyConfig):
     def deviations(self) -> list[str]:
         out = []
         if self.soft_q_backup:
-            out.append("Q target subtracts temperature * log-prob at s' (d3rlpy soft_q_backup); CORL's yamls "
-                       "use backup_entropy false")
+            out.append(
+                "Q target subtracts temperature * log-prob at s' (d3rlpy soft_q_backup); CORL's yamls "
+                "use backup_entropy false"
+            )
         elif not self.max_q_backup:
-            out.append("Q target evaluates the policy's mean (tanh of the Gaussian mean) action at s'; CORL "
-                       "samples a' from the policy (d3rlpy's only sampled-action target also adds the entropy "
-                       "term CORL leaves out)")
+            out.append(
+                "Q target evaluates the policy's mean (tanh of the Gaussian mean) action at s'; CORL "
+                "samples a' from the policy (d3rlpy's only sampled-action target also adds the entropy "
+                "term CORL leaves out)"
+            )
         out += [
             "networks use PyTorch's default initialisation; CORL initialises critic hidden layers orthogonally "
             "(gain sqrt 2) and output layers with gain 1e-2 (orthogonal for critics, Xavier for the actor)",
@@ -186,9 +188,7 @@ class BCConfig(D3rlpyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.policy_type not in ("deterministic", "stochastic"):
-            raise BenchError(
-                f"BCConfig.policy_type must be 'deterministic' or 'stochastic', got {self.policy_type!r}"
-            )
+            raise BenchError(f"BCConfig.policy_type must be 'deterministic' or 'stochastic', got {self.policy_type!r}")
 
     def deviations(self) -> list[str]:
         if self.policy_type != "deterministic":
@@ -239,8 +239,10 @@ class IQLConfig(D3rlpyConfig):
     def deviations(self) -> list[str]:
         out = []
         if self.deterministic_actor:
-            out.append("Gaussian actor; CORL's yaml for this dataset trains a deterministic actor "
-                       "(iql_deterministic true), which d3rlpy's IQL cannot build")
+            out.append(
+                "Gaussian actor; CORL's yaml for this dataset trains a deterministic actor "
+                "(iql_deterministic true), which d3rlpy's IQL cannot build"
+            )
         out += [
             "Gaussian actor's state-independent log-std is a parameter squashed by a sigmoid into [-5, 2] "
             "(starting at -1.5); CORL's is a free parameter clamped to [-20, 2], starting at 0",
@@ -279,9 +281,11 @@ class TD3PlusBCConfig(D3rlpyConfig):
     def deviations(self) -> list[str]:
         if self.update_actor_interval == 1:
             return []
-        return [f"delayed actor updates fall on d3rlpy's 0-based steps 0, {self.update_actor_interval}, ...; "
-                f"CORL's on its 1-based iterations {self.update_actor_interval}, "
-                f"{2 * self.update_actor_interval}, ... (the first actor update comes one step earlier)"]
+        return [
+            f"delayed actor updates fall on d3rlpy's 0-based steps 0, {self.update_actor_interval}, ...; "
+            f"CORL's on its 1-based iterations {self.update_actor_interval}, "
+            f"{2 * self.update_actor_interval}, ... (the first actor update comes one step earlier)"
+        ]
 
 
 @dataclass(frozen=True)
@@ -311,8 +315,10 @@ class DiscreteCQLConfig(D3rlpyConfig):
             )
 
     def deviations(self) -> list[str]:
-        return ["evaluation acts greedily; d3rlpy's reproduction evaluates epsilon-greedy with epsilon 0.001 "
-                "(EnvironmentEvaluator(env, epsilon=0.001))"]
+        return [
+            "evaluation acts greedily; d3rlpy's reproduction evaluates epsilon-greedy with epsilon 0.001 "
+            "(EnvironmentEvaluator(env, epsilon=0.001))"
+        ]
 
 
 @dataclass(frozen=True)
@@ -332,13 +338,17 @@ class DiscreteBCConfig(D3rlpyConfig):
 
 # --- per-dataset tables -----------------------------------------------------------------------------------
 
-_NO_CORL_KITCHEN = ("no CORL yaml for Franka Kitchen at this commit (configs/offline/{algo}/ has antmaze, door, "
-                    "hammer, pen, relocate, maze2d and gym-MuJoCo only): {file} TrainConfig defaults, equal to "
-                    "its gym-MuJoCo yamls")
-_NO_CORL_REACHER = ("Reacher2d is LaMo's own environment, absent from CORL: {file} TrainConfig defaults, equal to "
-                    "its gym-MuJoCo yamls")
-_LOCOMOTION_TASKS = tuple(f"{d}-{s}" for d in ("hopper", "halfcheetah", "walker2d")
-                          for s in ("medium", "medium-replay", "medium-expert"))
+_NO_CORL_KITCHEN = (
+    "no CORL yaml for Franka Kitchen at this commit (configs/offline/{algo}/ has antmaze, door, "
+    "hammer, pen, relocate, maze2d and gym-MuJoCo only): {file} TrainConfig defaults, equal to "
+    "its gym-MuJoCo yamls"
+)
+_NO_CORL_REACHER = (
+    "Reacher2d is LaMo's own environment, absent from CORL: {file} TrainConfig defaults, equal to its gym-MuJoCo yamls"
+)
+_LOCOMOTION_TASKS = tuple(
+    f"{d}-{s}" for d in ("hopper", "halfcheetah", "walker2d") for s in ("medium", "medium-replay", "medium-expert")
+)
 # PointMaze's Minari datasets (D4RL/pointmaze/*-v2) regenerate D4RL's maze2d-*-v1 (sparse reward) data.
 _MAZE_FILES = {"pointmaze-umaze": "umaze_v1.yaml", "pointmaze-medium": "medium_v1.yaml"}
 
@@ -365,27 +375,39 @@ _CQL_LAGRANGE = {"alpha_learning_rate": 3e-4, "initial_alpha": math.e, "alpha_th
 #: CQL per task. Only hopper-medium normalises rewards among the gym-MuJoCo yamls; the maze2d yamls turn on
 #: the Lagrange dual (cql_lagrange true, cql_target_action_gap 5.0, dual lr = qf_lr 3e-4, log-multiplier
 #: starting at 1.0); everything else is the same in all of them (cql_alpha 10, policy_lr 3e-5, ...).
-CQL_PRESETS: dict[str, Preset] = _presets("cql", "algorithms/offline/cql.py", {
-    "hopper-medium": Preset(_yaml("cql", "hopper-medium"), {"reward_return_scale": CORL_LOCOMOTION_REWARD_SCALE}),
-    **{t: Preset(_yaml("cql", t), _CQL_LAGRANGE) for t in _MAZE_FILES},
-})
+CQL_PRESETS: dict[str, Preset] = _presets(
+    "cql",
+    "algorithms/offline/cql.py",
+    {
+        "hopper-medium": Preset(_yaml("cql", "hopper-medium"), {"reward_return_scale": CORL_LOCOMOTION_REWARD_SCALE}),
+        **{t: Preset(_yaml("cql", t), _CQL_LAGRANGE) for t in _MAZE_FILES},
+    },
+)
 
 _IQL_HOPPER = {"tau": 0.001, "reward_return_scale": CORL_LOCOMOTION_REWARD_SCALE, "deterministic_actor": True}
 
 #: IQL per task: hopper medium and medium-replay use tau 0.001, reward normalisation and a deterministic actor;
 #: hopper-medium-expert beta 6 and iql_tau (expectile) 0.5; the other gym-MuJoCo and maze2d yamls keep the
 #: TrainConfig defaults. Kitchen follows the IQL authors' Kitchen config instead of CORL's defaults.
-IQL_PRESETS: dict[str, Preset] = _presets("iql", "algorithms/offline/iql.py", {
-    "hopper-medium": Preset(_yaml("iql", "hopper-medium"), _IQL_HOPPER),
-    "hopper-medium-replay": Preset(_yaml("iql", "hopper-medium-replay"), _IQL_HOPPER),
-    "hopper-medium-expert": Preset(_yaml("iql", "hopper-medium-expert"), {"weight_temp": 6.0, "expectile": 0.5}),
-    **{t: Preset(
-        f"no CORL yaml for Franka Kitchen; the IQL authors' ikostrikov/implicit_q_learning@{IQL_AUTHORS_COMMIT[:7]}"
-        ":configs/kitchen_config.py (temperature 0.5, expectile 0.7, dropout_rate 0.1, lrs 3e-4, 2x256) and "
-        "train_offline.py (Kitchen rewards and states are not normalised; cosine actor schedule, batch 256)",
-        {"weight_temp": 0.5, "actor_dropout": 0.1, "standardize_observations": False},
-    ) for t in ("kitchen-complete", "kitchen-partial")},
-})
+IQL_PRESETS: dict[str, Preset] = _presets(
+    "iql",
+    "algorithms/offline/iql.py",
+    {
+        "hopper-medium": Preset(_yaml("iql", "hopper-medium"), _IQL_HOPPER),
+        "hopper-medium-replay": Preset(_yaml("iql", "hopper-medium-replay"), _IQL_HOPPER),
+        "hopper-medium-expert": Preset(_yaml("iql", "hopper-medium-expert"), {"weight_temp": 6.0, "expectile": 0.5}),
+        **{
+            t: Preset(
+                "no CORL yaml for Franka Kitchen; the IQL authors' "
+                f"ikostrikov/implicit_q_learning@{IQL_AUTHORS_COMMIT[:7]}"
+                ":configs/kitchen_config.py (temperature 0.5, expectile 0.7, dropout_rate 0.1, lrs 3e-4, 2x256) and "
+                "train_offline.py (Kitchen rewards and states are not normalised; cosine actor schedule, batch 256)",
+                {"weight_temp": 0.5, "actor_dropout": 0.1, "standardize_observations": False},
+            )
+            for t in ("kitchen-complete", "kitchen-partial")
+        },
+    },
+)
 
 #: TD3+BC per task: every gym-MuJoCo and maze2d yaml has the TrainConfig values (normalize_reward is true only
 #: for antmaze, which is not a task here).
@@ -393,12 +415,20 @@ TD3_PLUS_BC_PRESETS: dict[str, Preset] = _presets("td3_bc", "algorithms/offline/
 
 #: BC per task: every `configs/offline/bc` yaml is frac 1.0 with normalize true (the TrainConfig default frac
 #: is 0.1, so the kitchen and reacher2d entries take frac 1.0 from the yamls, as "plain BC").
-BC_PRESETS: dict[str, Preset] = _presets("bc", "algorithms/offline/any_percent_bc.py", {
-    t: Preset(p.source.replace("TrainConfig defaults, equal to its gym-MuJoCo yamls",
-                               "TrainConfig with frac 1.0 as in every configs/offline/bc yaml (its default is 0.1)"))
-    for t, p in _presets("bc", "algorithms/offline/any_percent_bc.py", {}).items()
-    if not p.source.endswith(".yaml")
-})
+BC_PRESETS: dict[str, Preset] = _presets(
+    "bc",
+    "algorithms/offline/any_percent_bc.py",
+    {
+        t: Preset(
+            p.source.replace(
+                "TrainConfig defaults, equal to its gym-MuJoCo yamls",
+                "TrainConfig with frac 1.0 as in every configs/offline/bc yaml (its default is 0.1)",
+            )
+        )
+        for t, p in _presets("bc", "algorithms/offline/any_percent_bc.py", {}).items()
+        if not p.source.endswith(".yaml")
+    },
+)
 
 _C = TypeVar("_C", bound=D3rlpyConfig)
 

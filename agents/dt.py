@@ -51,8 +51,10 @@ def check_checkpoint_format(payload: dict[str, object], file: Path, expected: in
     """One line for a checkpoint written by another format (older ones hold a different model)."""
     found = payload.get("format")
     if found != expected:
-        raise BenchError(f"checkpoint {file} has format {found}, this version reads format {expected} only "
-                         f"(the model changed to follow the official LaMo code); retrain to get a new checkpoint")
+        raise BenchError(
+            f"checkpoint {file} has format {found}, this version reads format {expected} only "
+            f"(the model changed to follow the official LaMo code); retrain to get a new checkpoint"
+        )
 
 
 class AtariTokenSchedule:
@@ -142,9 +144,11 @@ class DTConfig(AgentConfig):
         if self.eval_mode != "window":
             out.append(f"eval_mode {self.eval_mode}: the official evaluation re-encodes the last K steps (window)")
         if self.lr_schedule == "atari_tokens" and type(self) is DTConfig:  # what default_config gives Atari
-            out.append("Atari DT model vs LaMo's experiment-atari/model.py: theirs adds GPT-2 position embeddings, "
-                       "ends the action head in tanh (on logits) and the CNN without tanh, and its GPT2Config "
-                       "(n_embed=128 typo) builds 3 layers x 1 head x 768 wide; ours is the DT paper's Atari model")
+            out.append(
+                "Atari DT model vs LaMo's experiment-atari/model.py: theirs adds GPT-2 position embeddings, "
+                "ends the action head in tanh (on logits) and the CNN without tanh, and its GPT2Config "
+                "(n_embed=128 typo) builds 3 layers x 1 head x 768 wide; ours is the DT paper's Atari model"
+            )
         return out
 
 
@@ -156,9 +160,18 @@ class SequencePolicy:
     and LaMo reference evaluators do.
     """
 
-    def __init__(self, model: TrajectoryModel, num_envs: int, rtg_target: float, reward_scale: float,
-                 obs_mean: np.ndarray, obs_std: np.ndarray, mode: InferenceMode, device: str,
-                 clip_rewards: bool = False) -> None:
+    def __init__(
+        self,
+        model: TrajectoryModel,
+        num_envs: int,
+        rtg_target: float,
+        reward_scale: float,
+        obs_mean: np.ndarray,
+        obs_std: np.ndarray,
+        mode: InferenceMode,
+        device: str,
+        clip_rewards: bool = False,
+    ) -> None:
         if mode not in INFERENCE_MODES:
             raise BenchError(f"inference mode {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
         self.model = model
@@ -179,8 +192,11 @@ class SequencePolicy:
         self.embed_once = model.config.pixels
         width = model.hidden_size if self.embed_once else obs_dim
         self.h_obs = torch.zeros((self.n, 0, width), device=self.device)
-        self.h_act = (torch.zeros((self.n, 0), dtype=torch.long, device=self.device) if self.discrete
-                      else torch.zeros((self.n, 0, act_dim), device=self.device))
+        self.h_act = (
+            torch.zeros((self.n, 0), dtype=torch.long, device=self.device)
+            if self.discrete
+            else torch.zeros((self.n, 0, act_dim), device=self.device)
+        )
         self.h_rtg = torch.zeros((self.n, 0, 1), device=self.device)
         self.h_ts = torch.zeros((self.n, 0), dtype=torch.long, device=self.device)
         self.cache = model.new_cache() if mode == "cached" else None
@@ -222,8 +238,7 @@ class SequencePolicy:
                 # Episodes run in lock step, so every row has the same history length and needs no padding.
                 pred = self.model.predict_last(self.h_obs, self.h_act, self.h_rtg, self.h_ts, self.embed_once)
             else:
-                pred = self.model.forward_banded(self.h_obs, self.h_act, self.h_rtg, self.h_ts,
-                                                 self.embed_once)[:, -1]
+                pred = self.model.forward_banded(self.h_obs, self.h_act, self.h_rtg, self.h_ts, self.embed_once)[:, -1]
         action = pred.argmax(-1) if self.discrete else pred.float()
         if self.mode != "cached":
             self.h_act[:, -1] = action
@@ -251,15 +266,20 @@ class DTAgent(Agent):
     @classmethod
     def default_config(cls, task: Task) -> DTConfig:
         config = DTConfig(
-            batch_size=task.paper.batch_size, grad_clip=task.paper.grad_clip, warmup_steps=task.paper.warmup_steps,
-            dropout=task.paper.dropout, context_length=task.context_length, reward_scale=task.paper.reward_scale,
+            batch_size=task.paper.batch_size,
+            grad_clip=task.paper.grad_clip,
+            warmup_steps=task.paper.warmup_steps,
+            dropout=task.paper.dropout,
+            context_length=task.context_length,
+            reward_scale=task.paper.reward_scale,
             max_timestep=task.max_episode_steps,
         )
         if task.action_kind == "discrete":
             # The DT paper's Atari model (its Table 8), which the LaMo paper's Atari DT baseline runs:
             # 6 layers, 8 heads, learning rate 6e-4, weight decay 0.1 (gradient clip 1.0 comes from the task).
-            config = replace(config, n_layer=6, n_head=8, learning_rate=6e-4, weight_decay=0.1,
-                             lr_schedule="atari_tokens")
+            config = replace(
+                config, n_layer=6, n_head=8, learning_rate=6e-4, weight_decay=0.1, lr_schedule="atari_tokens"
+            )
         return config
 
     def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
@@ -286,10 +306,19 @@ class DTAgent(Agent):
     def model_config(self) -> TrajectoryModelConfig:
         c = self.config
         return TrajectoryModelConfig(
-            obs_dim=int(np.prod(self.spec.observation_shape)), act_dim=self.spec.action_dim,
-            discrete=self.spec.discrete, context_length=c.context_length, max_timestep=c.max_timestep,
-            hidden_size=c.hidden_size, n_layer=c.n_layer, n_head=c.n_head, activation=c.activation,
-            dropout=c.dropout, mlp_embedding=c.mlp_embedding, mlp_head=c.mlp_head, action_tanh=c.action_tanh,
+            obs_dim=int(np.prod(self.spec.observation_shape)),
+            act_dim=self.spec.action_dim,
+            discrete=self.spec.discrete,
+            context_length=c.context_length,
+            max_timestep=c.max_timestep,
+            hidden_size=c.hidden_size,
+            n_layer=c.n_layer,
+            n_head=c.n_head,
+            activation=c.activation,
+            dropout=c.dropout,
+            mlp_embedding=c.mlp_embedding,
+            mlp_head=c.mlp_head,
+            action_tanh=c.action_tanh,
             obs_shape=tuple(self.spec.observation_shape),
             # Pixel tasks: LaMo's Atari code adds time before embed_ln (agents.models.trajectory explains).
             time_before_ln=len(self.spec.observation_shape) == 3,
@@ -306,8 +335,9 @@ class DTAgent(Agent):
         """Loss of one window batch, and extra scalar metrics to log (their running means are reported);
         LaMo adds its language loss here."""
         self.count_tokens(batch)
-        loss = self.model.loss(batch["observations"], batch["actions"], batch["returns_to_go"],
-                               batch["timesteps"], batch["mask"])
+        loss = self.model.loss(
+            batch["observations"], batch["actions"], batch["returns_to_go"], batch["timesteps"], batch["mask"]
+        )
         return loss, {}
 
     def count_tokens(self, batch: dict[str, torch.Tensor]) -> None:
@@ -331,27 +361,41 @@ class DTAgent(Agent):
     def _ensure_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
         if self._optimizer is None or self._scheduler is None:
             c = self.config
-            self._optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=c.learning_rate,
-                                                weight_decay=c.weight_decay, eps=c.adam_eps)
+            self._optimizer = torch.optim.AdamW(
+                self.trainable_parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, eps=c.adam_eps
+            )
             if c.lr_schedule == "atari_tokens":
                 self._token_schedule = AtariTokenSchedule(c.warmup_tokens, c.final_tokens)
                 self._scheduler = torch.optim.lr_scheduler.LambdaLR(self._optimizer, self._token_schedule)
             else:
                 warmup = max(1, c.warmup_steps)
                 self._scheduler = torch.optim.lr_scheduler.LambdaLR(
-                    self._optimizer, lambda s: min(1.0, (s + 1) / warmup))
+                    self._optimizer, lambda s: min(1.0, (s + 1) / warmup)
+                )
         return self._optimizer, self._scheduler
 
-    def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None,
-            on_checkpoint: CheckpointCallback | None = None) -> None:
+    def fit(
+        self,
+        dataset: TrajectoryDataset,
+        steps: int,
+        *,
+        eval_every: int = 0,
+        on_eval: EvalCallback | None = None,
+        on_log: LogCallback | None = None,
+        on_checkpoint: CheckpointCallback | None = None,
+    ) -> None:
         """Train; optimizer and warm-up state carry over if `fit` is called again on the same agent. After
         `load_training_state` the call continues the interrupted `fit` of the same `steps`."""
         if steps < 1:
             raise BenchError(f"steps must be at least 1, got {steps}")
         c = self.config
-        sampler = WindowSampler(dataset, c.context_length, reward_scale=c.reward_scale,
-                                max_timestep=c.max_timestep, clip_rewards=self.spec.clip_rewards)
+        sampler = WindowSampler(
+            dataset,
+            c.context_length,
+            reward_scale=c.reward_scale,
+            max_timestep=c.max_timestep,
+            clip_rewards=self.spec.clip_rewards,
+        )
         self.obs_mean, self.obs_std = sampler.obs_mean.copy(), sampler.obs_std.copy()
         resume, self._resume = self._resume, None
         if resume is not None and resume.step > steps:
@@ -383,35 +427,60 @@ class DTAgent(Agent):
             self.model.train()
             self._fit_step = 0 if resume is None else resume.step
             try:
-                run_loop(one_step, self, steps, start=self._fit_step, eval_every=eval_every, on_log=on_log,
-                         on_eval=on_eval, on_checkpoint=on_checkpoint, progress=progress,
-                         log_extras=lambda: {"lr": float(scheduler.get_last_lr()[0])},
-                         before_eval=lambda: self.model.train(False), after_eval=lambda: self.model.train(True))
+                run_loop(
+                    one_step,
+                    self,
+                    steps,
+                    start=self._fit_step,
+                    eval_every=eval_every,
+                    on_log=on_log,
+                    on_eval=on_eval,
+                    on_checkpoint=on_checkpoint,
+                    progress=progress,
+                    log_extras=lambda: {"lr": float(scheduler.get_last_lr()[0])},
+                    before_eval=lambda: self.model.train(False),
+                    after_eval=lambda: self.model.train(True),
+                )
             finally:
                 self._fit_step = None
         self.model.eval()
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
-    def make_policy(self, num_envs: int, rtg_target: float | None,
-                    mode: InferenceMode | None = None) -> SequencePolicy:
+    def make_policy(self, num_envs: int, rtg_target: float | None, mode: InferenceMode | None = None) -> SequencePolicy:
         """A fresh policy; `mode` overrides the config's `eval_mode` (the throughput benchmark uses it)."""
         if rtg_target is None:
             raise BenchError(f"{self.name} is return-conditioned and needs a return-to-go target")
         self.model.eval()
-        return SequencePolicy(self.model, num_envs, rtg_target, self.config.reward_scale, self.obs_mean,
-                              self.obs_std, mode or self.config.eval_mode, self.device,
-                              clip_rewards=self.spec.clip_rewards)
+        return SequencePolicy(
+            self.model,
+            num_envs,
+            rtg_target,
+            self.config.reward_scale,
+            self.obs_mean,
+            self.obs_std,
+            mode or self.config.eval_mode,
+            self.device,
+            clip_rewards=self.spec.clip_rewards,
+        )
 
     # --- checkpoints --------------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        write_checkpoint(path, CHECKPOINT_FILE, {
-            "format": CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
-            "spec": asdict(self.spec), "seed": self.seed,
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "obs_mean": torch.from_numpy(self.obs_mean), "obs_std": torch.from_numpy(self.obs_std),
-        })
+        write_checkpoint(
+            path,
+            CHECKPOINT_FILE,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "agent": self.name,
+                "config": self.config.to_dict(),
+                "spec": asdict(self.spec),
+                "seed": self.seed,
+                "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "obs_mean": torch.from_numpy(self.obs_mean),
+                "obs_std": torch.from_numpy(self.obs_std),
+            },
+        )
 
     def load(self, path: Path) -> None:
         payload = read_checkpoint(path, CHECKPOINT_FILE, self.name, self.device)
@@ -420,8 +489,9 @@ class DTAgent(Agent):
             self.model.load_state_dict(payload["state_dict"])
             obs_mean, obs_std = payload["obs_mean"], payload["obs_std"]
         except (RuntimeError, KeyError) as e:
-            raise BenchError(f"checkpoint {Path(path) / CHECKPOINT_FILE} does not fit this {self.name} agent: "
-                             f"{first_line(e)}") from None
+            raise BenchError(
+                f"checkpoint {Path(path) / CHECKPOINT_FILE} does not fit this {self.name} agent: {first_line(e)}"
+            ) from None
         self.obs_mean = obs_mean.cpu().numpy().astype(np.float32)
         self.obs_std = obs_std.cpu().numpy().astype(np.float32)
         self.model.eval()
@@ -435,7 +505,8 @@ class DTAgent(Agent):
             raise BenchError(f"{self.name}: a training state can only be saved from inside fit")
         self.save(path)
         TrainingState(
-            step=self._fit_step, rng=global_rng_states(cuda_devices(self.device)),
+            step=self._fit_step,
+            rng=global_rng_states(cuda_devices(self.device)),
             generators={name: generator_state(g) for name, g in self.generators().items()},
             extra={"optimizer": self._optimizer.state_dict(), "scheduler": self._scheduler.state_dict()},
         ).write(path, self.name)

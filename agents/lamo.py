@@ -63,12 +63,28 @@ GPT2_LORA_TARGETS: tuple[str, ...] = ("c_attn",)
 LLAMA_LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
 # The official backbones (GPT-2 small; gpt2-medium on two Kitchen cells) and corpus (WikiText-103), under the
 # names this project accepts for them.
-OFFICIAL_LM_SOURCES: tuple[str, ...] = ("gpt2", "gpt2-medium", "hf:gpt2", "hf:gpt2-medium",
-                                        "hf:openai-community/gpt2", "hf:openai-community/gpt2-medium")
+OFFICIAL_LM_SOURCES: tuple[str, ...] = (
+    "gpt2",
+    "gpt2-medium",
+    "hf:gpt2",
+    "hf:gpt2-medium",
+    "hf:openai-community/gpt2",
+    "hf:openai-community/gpt2-medium",
+)
 OFFICIAL_CORPORA: tuple[str, ...] = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
 # Config fields that decide which frozen weights a checkpoint's trainable weights were trained against.
-_BACKBONE_FIELDS: tuple[str, ...] = ("lm_source", "lm_layers", "random_init", "full_finetune", "lora_rank",
-                                     "lora_alpha", "mlp_embedding", "mlp_head", "context_length", "max_timestep")
+_BACKBONE_FIELDS: tuple[str, ...] = (
+    "lm_source",
+    "lm_layers",
+    "random_init",
+    "full_finetune",
+    "lora_rank",
+    "lora_alpha",
+    "mlp_embedding",
+    "mlp_head",
+    "context_length",
+    "max_timestep",
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +116,10 @@ def lamo_task_settings(task: Task) -> LaMoTaskSettings:
     try:
         return LAMO_TASK_SETTINGS[task.domain]
     except KeyError:
-        raise BenchError(f"LaMo has no settings for task domain {task.domain!r} ({task.name}); add it to "
-                         f"agents.lamo.LAMO_TASK_SETTINGS (accepted: {', '.join(LAMO_TASK_SETTINGS)})") from None
+        raise BenchError(
+            f"LaMo has no settings for task domain {task.domain!r} ({task.name}); add it to "
+            f"agents.lamo.LAMO_TASK_SETTINGS (accepted: {', '.join(LAMO_TASK_SETTINGS)})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -156,8 +174,9 @@ class LaMoConfig(DTConfig):
         if not (self.lm_loss_weight >= 0.0 and math.isfinite(self.lm_loss_weight)):
             raise BenchError(f"lm_loss_weight must be a finite number >= 0, got {self.lm_loss_weight}")
         if self.lm_batch_size < 1 or self.lm_block_size < 2:
-            raise BenchError(f"lm_batch_size must be >= 1 and lm_block_size >= 2, got {self.lm_batch_size}, "
-                             f"{self.lm_block_size}")
+            raise BenchError(
+                f"lm_batch_size must be >= 1 and lm_block_size >= 2, got {self.lm_batch_size}, {self.lm_block_size}"
+            )
 
     def deviations(self) -> list[str]:
         """Differences from the official LaMo run (srzer/LaMo-2023 @ 3e4fcc8: run.sh / run_cotrain.sh, GPT-2
@@ -177,16 +196,21 @@ class LaMoConfig(DTConfig):
             if self.lm_corpus not in OFFICIAL_CORPORA:
                 out.append(f"language corpus {self.lm_corpus} instead of WikiText-103")
             if (self.lm_block_size, self.lm_batch_size) != (1024, 2):
-                out.append(f"language batches of {self.lm_batch_size} x {self.lm_block_size} tokens "
-                           "instead of 2 x 1024")
+                out.append(
+                    f"language batches of {self.lm_batch_size} x {self.lm_block_size} tokens instead of 2 x 1024"
+                )
             if self.lm_source in OFFICIAL_LM_SOURCES:
-                out.append("the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA "
-                           "leaves them out: to_add_position_embeds=False)")
+                out.append(
+                    "the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA "
+                    "leaves them out: to_add_position_embeds=False)"
+                )
         if self.lr_schedule == "atari_tokens":  # what default_config gives Atari tasks
-            out.append("Atari LaMo vs experiment-atari/model.py: theirs puts one peft adapter over GPT-2's fused "
-                       "c_attn (alpha = r, biases frozen), adds GPT-2 position embeddings, ends the action head "
-                       "in Linear + tanh and follows the CNN with a residual block; ours uses the d4rl model's "
-                       "split Q/K/V LoRA and MLP head, no position embeddings, a CNN ending in tanh")
+            out.append(
+                "Atari LaMo vs experiment-atari/model.py: theirs puts one peft adapter over GPT-2's fused "
+                "c_attn (alpha = r, biases frozen), adds GPT-2 position embeddings, ends the action head "
+                "in Linear + tanh and follows the CNN with a residual block; ours uses the d4rl model's "
+                "split Q/K/V LoRA and MLP head, no position embeddings, a CNN ending in tanh"
+            )
         if self.amp:
             out.append("bf16 autocast of the forward passes on CUDA (official: float32)")
         if self.compile:
@@ -222,8 +246,10 @@ def lora_targets(model: nn.Module) -> tuple[str, ...]:
         return GPT2_LORA_TARGETS
     if set(LLAMA_LORA_TARGETS) <= names:
         return LLAMA_LORA_TARGETS
-    raise BenchError(f"no known attention projections in {type(model).__name__} for LoRA (expected "
-                     f"{'/'.join(GPT2_LORA_TARGETS)} or {'/'.join(LLAMA_LORA_TARGETS)}); use full_finetune")
+    raise BenchError(
+        f"no known attention projections in {type(model).__name__} for LoRA (expected "
+        f"{'/'.join(GPT2_LORA_TARGETS)} or {'/'.join(LLAMA_LORA_TARGETS)}); use full_finetune"
+    )
 
 
 def _set_dropout(decoder: nn.Module, p: float) -> None:
@@ -286,8 +312,13 @@ def _inject_lora(lm: nn.Module, config: LaMoConfig) -> tuple[tuple[str, ...], li
         return targets, biases
     from peft import LoraConfig, inject_adapter_in_model
 
-    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(targets), bias="lora_only")
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(targets),
+        bias="lora_only",
+    )
     inject_adapter_in_model(lora, lm)
     for name, module in lm.named_modules():
         base = getattr(module, "base_layer", None)
@@ -306,10 +337,18 @@ class LaMoAgent(DTAgent):
     def default_config(cls, task: Task) -> LaMoConfig:
         p, own = task.paper, lamo_task_settings(task)
         config = LaMoConfig(
-            batch_size=p.batch_size, learning_rate=p.learning_rate, weight_decay=p.weight_decay,
-            grad_clip=p.grad_clip, warmup_steps=p.warmup_steps, dropout=p.dropout,
-            context_length=task.context_length, reward_scale=p.reward_scale, max_timestep=task.max_episode_steps,
-            lora_rank=own.lora_rank, mlp_embedding=own.mlp_embedding, mlp_head=own.mlp_embedding,
+            batch_size=p.batch_size,
+            learning_rate=p.learning_rate,
+            weight_decay=p.weight_decay,
+            grad_clip=p.grad_clip,
+            warmup_steps=p.warmup_steps,
+            dropout=p.dropout,
+            context_length=task.context_length,
+            reward_scale=p.reward_scale,
+            max_timestep=task.max_episode_steps,
+            lora_rank=own.lora_rank,
+            mlp_embedding=own.mlp_embedding,
+            mlp_head=own.mlp_embedding,
         )
         if task.action_kind == "discrete":
             # LaMo's Atari code (experiment-atari/core.py): plain AdamW (eps 1e-8) and the token-counted
@@ -420,7 +459,8 @@ class LaMoAgent(DTAgent):
         self.count_tokens(batch)
         with self._autocast():
             decision = self._fn("decision", self.model.loss)(
-                batch["observations"], batch["actions"], batch["returns_to_go"], batch["timesteps"], batch["mask"])
+                batch["observations"], batch["actions"], batch["returns_to_go"], batch["timesteps"], batch["mask"]
+            )
         extras = {"decision_loss": decision.detach()}
         weight = self.config.lm_loss_weight
         if weight == 0:
@@ -429,8 +469,9 @@ class LaMoAgent(DTAgent):
         extras["lm_loss"] = language.detach()
         return decision + weight * language, extras
 
-    def language_perplexity(self, token_ids: np.ndarray | torch.Tensor, block_size: int = 256,
-                            max_blocks: int | None = 20) -> float:
+    def language_perplexity(
+        self, token_ids: np.ndarray | torch.Tensor, block_size: int = 256, max_blocks: int | None = 20
+    ) -> float:
         """Perplexity of the agent's LM (LoRA included) on a token stream; the retention measurement."""
         with self.language_positions():
             return perplexity(self.lm, token_ids, block_size=block_size, max_blocks=max_blocks)
@@ -443,13 +484,22 @@ class LaMoAgent(DTAgent):
 
     def save(self, path: Path) -> None:
         """Only trainable weights (LoRA, embeddings, head; all LM weights under full_finetune) are written."""
-        write_checkpoint(path, CHECKPOINT_FILE, {
-            "format": LAMO_CHECKPOINT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
-            "spec": asdict(self.spec), "seed": self.seed, "backbone": asdict(self.config.backbone_spec(self.seed)),
-            "lora_targets": list(self.lora_target_names),
-            "trainable": {n: p.detach().cpu() for n, p in self.named_weights() if p.requires_grad},
-            "obs_mean": torch.from_numpy(self.obs_mean), "obs_std": torch.from_numpy(self.obs_std),
-        })
+        write_checkpoint(
+            path,
+            CHECKPOINT_FILE,
+            {
+                "format": LAMO_CHECKPOINT_FORMAT,
+                "agent": self.name,
+                "config": self.config.to_dict(),
+                "spec": asdict(self.spec),
+                "seed": self.seed,
+                "backbone": asdict(self.config.backbone_spec(self.seed)),
+                "lora_targets": list(self.lora_target_names),
+                "trainable": {n: p.detach().cpu() for n, p in self.named_weights() if p.requires_grad},
+                "obs_mean": torch.from_numpy(self.obs_mean),
+                "obs_std": torch.from_numpy(self.obs_std),
+            },
+        )
 
     def load(self, path: Path) -> None:
         file = Path(path) / CHECKPOINT_FILE
@@ -466,28 +516,38 @@ class LaMoAgent(DTAgent):
         saved: dict[str, torch.Tensor] = payload["trainable"]
         missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
         if missing or unexpected:
-            raise BenchError(f"checkpoint {file} does not fit this agent: missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}")
+            raise BenchError(
+                f"checkpoint {file} does not fit this agent: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
         with torch.no_grad():
             for name, p in params.items():
                 if saved[name].shape != p.shape:
-                    raise BenchError(f"checkpoint {file}: {name} has shape {tuple(saved[name].shape)}, "
-                                     f"this agent {tuple(p.shape)}")
+                    raise BenchError(
+                        f"checkpoint {file}: {name} has shape {tuple(saved[name].shape)}, this agent {tuple(p.shape)}"
+                    )
                 p.copy_(saved[name])
         self.obs_mean = payload["obs_mean"].cpu().numpy().astype(np.float32)
         self.obs_std = payload["obs_std"].cpu().numpy().astype(np.float32)
         self.model.eval()
 
 
-
-
 # --- the language-retention measurement -------------------------------------------------------------------
 
 
-def language_retention(task: Task, dataset: TrajectoryDataset, *, steps: int = 300,
-                       lm_loss_weights: Sequence[float] = (0.1, 0.0), overrides: dict[str, Any] | None = None,
-                       eval_blocks: int = 20, block_size: int = 256, seed: int = 0, device: str = "cpu",
-                       log_every: int = 50, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def language_retention(
+    task: Task,
+    dataset: TrajectoryDataset,
+    *,
+    steps: int = 300,
+    lm_loss_weights: Sequence[float] = (0.1, 0.0),
+    overrides: dict[str, Any] | None = None,
+    eval_blocks: int = 20,
+    block_size: int = 256,
+    seed: int = 0,
+    device: str = "cpu",
+    log_every: int = 50,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Held-out language perplexity of LaMo's LM before and after decision training, for each LM-loss weight.
 
     Tests the paper's claim that the auxiliary language loss keeps the LM's language ability. Every run starts
@@ -525,17 +585,33 @@ def language_retention(task: Task, dataset: TrajectoryDataset, *, steps: int = 3
         seconds = time.perf_counter() - start
         after = agent.language_perplexity(eval_tokens, block_size, eval_blocks)
         say(f"lm_loss_weight={weight}: perplexity after {after:.3f} ({after / before:.3f}x)")
-        runs.append({
-            "lm_loss_weight": float(weight), "perplexity_after": after, "perplexity_ratio": after / before,
-            "train_seconds": round(seconds, 1), "decision_loss_first": history[0].get("decision_loss"),
-            "decision_loss_last": history[-1].get("decision_loss"), "lm_loss_first": history[0].get("lm_loss"),
-            "lm_loss_last": history[-1].get("lm_loss"), "history": history,
-        })
+        runs.append(
+            {
+                "lm_loss_weight": float(weight),
+                "perplexity_after": after,
+                "perplexity_ratio": after / before,
+                "train_seconds": round(seconds, 1),
+                "decision_loss_first": history[0].get("decision_loss"),
+                "decision_loss_last": history[-1].get("decision_loss"),
+                "lm_loss_first": history[0].get("lm_loss"),
+                "lm_loss_last": history[-1].get("lm_loss"),
+                "history": history,
+            }
+        )
         del agent
     return {
-        "task": task.name, "dataset": dataset.name, "transitions": dataset.num_transitions, "steps": steps,
-        "seed": seed, "device": device, "eval_blocks": eval_blocks, "block_size": block_size,
-        "perplexity_before": before, "params_total": params[0], "params_trainable": params[1],
-        "config": base.to_dict(), "corpus": {k: corpus_card.get(k) for k in ("source", "tokenizer", "tokens_eval")},
+        "task": task.name,
+        "dataset": dataset.name,
+        "transitions": dataset.num_transitions,
+        "steps": steps,
+        "seed": seed,
+        "device": device,
+        "eval_blocks": eval_blocks,
+        "block_size": block_size,
+        "perplexity_before": before,
+        "params_total": params[0],
+        "params_trainable": params[1],
+        "config": base.to_dict(),
+        "corpus": {k: corpus_card.get(k) for k in ("source", "tokenizer", "tokens_eval")},
         "runs": runs,
     }

@@ -30,8 +30,9 @@ def _config_from(cls: type[Agent], saved: dict[str, Any], spec: TaskSpec, payloa
     config: AgentConfig = cls.default_config(get_task(spec.task))
     saved_type = payload.get("config_type")
     if saved_type is not None and saved_type != type(config).__name__:
-        raise BenchError(f"checkpoint config is a {saved_type}, but {cls.__name__} on {spec.task} uses a "
-                         f"{type(config).__name__}")
+        raise BenchError(
+            f"checkpoint config is a {saved_type}, but {cls.__name__} on {spec.task} uses a {type(config).__name__}"
+        )
     defaults = {f.name: getattr(config, f.name) for f in fields(config)}
     return config.with_overrides({k: _as_saved(defaults.get(k), v) for k, v in saved.items()})
 
@@ -40,8 +41,9 @@ def variant_of(agent: str, config: dict[str, Any]) -> str:
     """The registry variant a saved config is: the entry of this agent's family whose overrides the config
     matches, the most specific one if several do (plain `agent` when none does). A checkpoint stores the agent
     class's name and its full config, so `lamo-no-lm-loss` is recognised by `lm_loss_weight == 0`."""
-    matches = [e for e in AGENTS.values()
-               if e.family == agent and all(config.get(k) == v for k, v in e.overrides.items())]
+    matches = [
+        e for e in AGENTS.values() if e.family == agent and all(config.get(k) == v for k, v in e.overrides.items())
+    ]
     return max(matches, key=lambda e: len(e.overrides)).name if matches else agent
 
 
@@ -49,8 +51,14 @@ def read_checkpoint_info(path: Path) -> dict[str, Any]:
     """The checkpoint's metadata (agent, variant, config, spec, seed, file) without building the agent."""
     file, payload = find_checkpoint(path)
     config = dict(payload["config"])
-    return {"file": str(file), "agent": payload["agent"], "variant": variant_of(str(payload["agent"]), config),
-            "config": config, "spec": dict(payload["spec"]), "seed": int(payload["seed"])}
+    return {
+        "file": str(file),
+        "agent": payload["agent"],
+        "variant": variant_of(str(payload["agent"]), config),
+        "config": config,
+        "spec": dict(payload["spec"]),
+        "seed": int(payload["seed"]),
+    }
 
 
 def load_agent(path: Path, device: str = "cpu") -> Agent:

@@ -47,22 +47,51 @@ def register(entry: AgentEntry) -> None:
 
 
 for _entry in (
-    AgentEntry("lamo", "agents.lamo:LaMoAgent", return_conditioned=True,
-               description="LaMo: pre-trained LM + LoRA + MLP embeddings + language loss"),
+    AgentEntry(
+        "lamo",
+        "agents.lamo:LaMoAgent",
+        return_conditioned=True,
+        description="LaMo: pre-trained LM + LoRA + MLP embeddings + language loss",
+    ),
     # The paper's ablations (Section 5.5), each switching off exactly one part of LaMo.
-    AgentEntry("lamo-full-finetune", "agents.lamo:LaMoAgent", {"full_finetune": True}, base="lamo",
-               return_conditioned=True,
-               description="LaMo with every backbone weight trained instead of LoRA (Wiki-RL-style fine-tuning)"),
-    AgentEntry("lamo-linear-embeddings", "agents.lamo:LaMoAgent", {"mlp_embedding": False, "mlp_head": False},
-               base="lamo", return_conditioned=True,
-               description="LaMo with linear embeddings and action head instead of MLPs"),
-    AgentEntry("lamo-no-lm-loss", "agents.lamo:LaMoAgent", {"lm_loss_weight": 0.0}, base="lamo",
-               return_conditioned=True, description="LaMo without the auxiliary language loss (lambda = 0)"),
-    AgentEntry("lamo-random-init", "agents.lamo:LaMoAgent", {"random_init": True}, base="lamo",
-               return_conditioned=True,
-               description="LaMo's architecture with random weights instead of pre-training (LaMo w/o PT)"),
-    AgentEntry("dt", "agents.dt:DTAgent", return_conditioned=True,
-               description="Decision Transformer (GPT-2, 3 layers, 128 hidden)"),
+    AgentEntry(
+        "lamo-full-finetune",
+        "agents.lamo:LaMoAgent",
+        {"full_finetune": True},
+        base="lamo",
+        return_conditioned=True,
+        description="LaMo with every backbone weight trained instead of LoRA (Wiki-RL-style fine-tuning)",
+    ),
+    AgentEntry(
+        "lamo-linear-embeddings",
+        "agents.lamo:LaMoAgent",
+        {"mlp_embedding": False, "mlp_head": False},
+        base="lamo",
+        return_conditioned=True,
+        description="LaMo with linear embeddings and action head instead of MLPs",
+    ),
+    AgentEntry(
+        "lamo-no-lm-loss",
+        "agents.lamo:LaMoAgent",
+        {"lm_loss_weight": 0.0},
+        base="lamo",
+        return_conditioned=True,
+        description="LaMo without the auxiliary language loss (lambda = 0)",
+    ),
+    AgentEntry(
+        "lamo-random-init",
+        "agents.lamo:LaMoAgent",
+        {"random_init": True},
+        base="lamo",
+        return_conditioned=True,
+        description="LaMo's architecture with random weights instead of pre-training (LaMo w/o PT)",
+    ),
+    AgentEntry(
+        "dt",
+        "agents.dt:DTAgent",
+        return_conditioned=True,
+        description="Decision Transformer (GPT-2, 3 layers, 128 hidden)",
+    ),
     AgentEntry("cql", "agents.d3rlpy_agents:CQLAgent", description="Conservative Q-Learning (d3rlpy)"),
     AgentEntry("bc", "agents.d3rlpy_agents:BCAgent", description="Behaviour cloning (d3rlpy)"),
     AgentEntry("iql", "agents.d3rlpy_agents:IQLAgent", description="Implicit Q-Learning (d3rlpy)"),
@@ -87,7 +116,8 @@ def make_config(name: str, task: Task, overrides: dict[str, Any] | None = None) 
     return config.with_overrides(dict(overrides or {}))
 
 
-def make_agent(name: str, task: Task, spec: TaskSpec, overrides: dict[str, Any] | None = None,
-               device: str = "cpu", seed: int = 0) -> Agent:
+def make_agent(
+    name: str, task: Task, spec: TaskSpec, overrides: dict[str, Any] | None = None, device: str = "cpu", seed: int = 0
+) -> Agent:
     cls = get_entry(name).agent_class()
     return cls(make_config(name, task, overrides), spec, device=device, seed=seed)

@@ -58,12 +58,21 @@ class MetricMeans:
         return out
 
 
-def run_loop(step_fn: StepFunction, agent: Agent, steps: int, *, start: int = 0, eval_every: int = 0,
-             on_log: LogCallback | None = None, on_eval: EvalCallback | None = None,
-             on_checkpoint: CheckpointCallback | None = None,
-             log_extras: Callable[[], Mapping[str, float]] | None = None,
-             before_eval: Callable[[], object] | None = None, after_eval: Callable[[], object] | None = None,
-             progress: Callable[[int], None] | None = None) -> None:
+def run_loop(
+    step_fn: StepFunction,
+    agent: Agent,
+    steps: int,
+    *,
+    start: int = 0,
+    eval_every: int = 0,
+    on_log: LogCallback | None = None,
+    on_eval: EvalCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    log_extras: Callable[[], Mapping[str, float]] | None = None,
+    before_eval: Callable[[], object] | None = None,
+    after_eval: Callable[[], object] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Run steps `start + 1 .. steps` of a `steps`-long training, with the callbacks at every evaluation point.
 
     `start` > 0 continues an interrupted training: the evaluation points are those of the whole `steps` run
@@ -109,10 +118,19 @@ class TrainingState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, folder: Path, agent: str) -> None:
-        write_checkpoint(folder, TRAINING_STATE_FILE, {
-            "format": TRAINING_STATE_FORMAT, "agent": agent, "step": self.step, "rng": self.rng,
-            "generators": self.generators, "extra": self.extra,
-        }, agent_checkpoint=False)
+        write_checkpoint(
+            folder,
+            TRAINING_STATE_FILE,
+            {
+                "format": TRAINING_STATE_FORMAT,
+                "agent": agent,
+                "step": self.step,
+                "rng": self.rng,
+                "generators": self.generators,
+                "extra": self.extra,
+            },
+            agent_checkpoint=False,
+        )
 
     @classmethod
     def read(cls, folder: Path, agent: str) -> TrainingState:
@@ -121,19 +139,23 @@ class TrainingState:
         payload = read_checkpoint(folder, TRAINING_STATE_FILE, agent, "cpu")
         file = Path(folder) / TRAINING_STATE_FILE
         if payload.get("format") != TRAINING_STATE_FORMAT:
-            raise BenchError(f"training state {file} has format {payload.get('format')!r}; this version reads "
-                             f"format {TRAINING_STATE_FORMAT}")
+            raise BenchError(
+                f"training state {file} has format {payload.get('format')!r}; this version reads "
+                f"format {TRAINING_STATE_FORMAT}"
+            )
         try:
-            return cls(step=int(payload["step"]), rng=payload["rng"], generators=payload["generators"],
-                       extra=payload["extra"])
+            return cls(
+                step=int(payload["step"]), rng=payload["rng"], generators=payload["generators"], extra=payload["extra"]
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise BenchError(f"training state {file} is incomplete: {type(e).__name__} {e}") from None
 
     def restore_generators(self, generators: Mapping[str, np.random.Generator], file: Path) -> None:
         """Put the saved states into the agent's generators; a missing or extra name is a one-line error."""
         if set(generators) != set(self.generators):
-            raise BenchError(f"training state {file} holds generators {sorted(self.generators)}, this agent has "
-                             f"{sorted(generators)}")
+            raise BenchError(
+                f"training state {file} holds generators {sorted(self.generators)}, this agent has {sorted(generators)}"
+            )
         for name, rng in generators.items():
             restore_generator(rng, self.generators[name])
 
@@ -158,8 +180,13 @@ def global_rng_states(cuda_devices: list[int]) -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "torch_cuda": [torch.cuda.get_rng_state(i) for i in cuda_devices],
-        "numpy": {"name": legacy[0], "keys": torch.from_numpy(np.asarray(legacy[1], np.int64)),
-                  "pos": int(legacy[2]), "has_gauss": int(legacy[3]), "cached_gaussian": float(legacy[4])},
+        "numpy": {
+            "name": legacy[0],
+            "keys": torch.from_numpy(np.asarray(legacy[1], np.int64)),
+            "pos": int(legacy[2]),
+            "has_gauss": int(legacy[3]),
+            "cached_gaussian": float(legacy[4]),
+        },
         "python": _python_state_to_data(random.getstate()),
     }
 
@@ -169,8 +196,9 @@ def restore_global_rng_states(states: Mapping[str, Any], cuda_devices: list[int]
     for index, state in zip(cuda_devices, states["torch_cuda"], strict=True):
         torch.cuda.set_rng_state(state, index)
     n = states["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     random.setstate(_python_state_from_data(states["python"]))
 
 

@@ -21,8 +21,12 @@ from bench.errors import BenchError, RunInterrupted
 
 # no_args_is_help is off on purpose: with it, typer prints the whole help panel and then raises; without it,
 # `bench` alone is the one-line "missing command" usage error that main() prints (exit code 2).
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
-                  help="lamo-bench: LaMo vs Decision Transformer, CQL and BC on offline RL tasks.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    help="lamo-bench: LaMo vs Decision Transformer, CQL and BC on offline RL tasks.",
+)
 data_app = typer.Typer(no_args_is_help=False, help="Inspect and build datasets.")
 app.add_typer(data_app, name="data")
 
@@ -48,15 +52,20 @@ def tasks_cmd(as_json: JsonFlag = False) -> None:
         _print_json([t.to_dict() for t in TASKS.values()])
         return
     table = Table(title="lamo-bench tasks", show_lines=False)
-    for col in ("task", "reward", "env", "sources", "random/expert", "K", "RTG targets", "ratios", "lr/wd",
-                "steps"):
+    for col in ("task", "reward", "env", "sources", "random/expert", "K", "RTG targets", "ratios", "lr/wd", "steps"):
         table.add_column(col)
     for t in TASKS.values():
         table.add_row(
-            t.name, t.reward_type, t.env_id, "\n".join(str(s) for s in t.sources),
-            f"{t.random_score:g} / {t.expert_score:g}", str(t.context_length),
-            ", ".join(f"{x:g}" for x in t.rtg_targets), ", ".join(_fmt_ratio(r) for r in t.sample_ratios),
-            f"{t.paper.learning_rate:g} / {t.paper.weight_decay:g}", f"{t.paper.train_steps // 1000}K",
+            t.name,
+            t.reward_type,
+            t.env_id,
+            "\n".join(str(s) for s in t.sources),
+            f"{t.random_score:g} / {t.expert_score:g}",
+            str(t.context_length),
+            ", ".join(f"{x:g}" for x in t.rtg_targets),
+            ", ".join(_fmt_ratio(r) for r in t.sample_ratios),
+            f"{t.paper.learning_rate:g} / {t.paper.weight_decay:g}",
+            f"{t.paper.train_steps // 1000}K",
         )
     console.print(table)
 
@@ -99,11 +108,11 @@ def data_info_cmd(
 def data_build_cmd(
     task: Annotated[str, typer.Argument(help="Task name (see `bench tasks`).")],
     seed: Annotated[int, typer.Option(help="Seed of behaviour-policy training and rollouts.")] = 0,
-    transitions: Annotated[int | None, typer.Option(help="Dataset size in transitions (default: the recipe's).")]
-    = None,
+    transitions: Annotated[
+        int | None, typer.Option(help="Dataset size in transitions (default: the recipe's).")
+    ] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Recipe budget override key=value.")] = None,
-    if_missing: Annotated[bool, typer.Option(help="Do nothing when the generated dataset is already there.")]
-    = False,
+    if_missing: Annotated[bool, typer.Option(help="Do nothing when the generated dataset is already there.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a task's dataset here, D4RL-style (behaviour policy + rollouts); resumable after a kill."""
@@ -119,8 +128,9 @@ def data_build_cmd(
         console.print(f"{t.name}: generated dataset already at {source_path(generated[0])}; nothing to do")
         return
     start = time.perf_counter()
-    path = build_dataset(t, seed=seed, transitions=transitions, progress=not as_json,
-                         **_parse_overrides(overrides or []))
+    path = build_dataset(
+        t, seed=seed, transitions=transitions, progress=not as_json, **_parse_overrides(overrides or [])
+    )
     summary = dataset_summary(t, load_task_dataset(t, source="generated"))
     summary["path"] = str(path)
     summary["build_wall_time_s"] = round(time.perf_counter() - start, 1)
@@ -129,9 +139,11 @@ def data_build_cmd(
         return
     console.print(f"built {t.name} at {path} in {summary['build_wall_time_s']}s")
     nr = summary["normalized_return"]
-    console.print(f"{summary['episodes']} episodes, {summary['transitions']} transitions, normalized return "
-                  f"{nr['mean']:.1f} ± {nr['std']:.1f} (min {nr['min']:.1f}, max {nr['max']:.1f}), "
-                  f"hash {summary['content_hash']}")
+    console.print(
+        f"{summary['episodes']} episodes, {summary['transitions']} transitions, normalized return "
+        f"{nr['mean']:.1f} ± {nr['std']:.1f} (min {nr['min']:.1f}, max {nr['max']:.1f}), "
+        f"hash {summary['content_hash']}"
+    )
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -162,18 +174,16 @@ def train_cmd(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Agent config override key=value.")] = None,
     name: Annotated[str, typer.Option(help="Results folder under results/.")] = "train",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest for small models on a busy CPU).")]
-    = 1,
-    lm_source: Annotated[str | None, typer.Option(help="LaMo: backbone (smollm2-135m, gpt2, a model folder).")]
-    = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest for small models on a busy CPU).")] = 1,
+    lm_source: Annotated[str | None, typer.Option(help="LaMo: backbone (smollm2-135m, gpt2, a model folder).")] = None,
     lm_layers: Annotated[int | None, typer.Option(help="LaMo: keep only the first N LM blocks.")] = None,
-    lm_loss: Annotated[float | None, typer.Option(help="LaMo: weight lambda of the language loss (0 = off).")]
-    = None,
+    lm_loss: Annotated[float | None, typer.Option(help="LaMo: weight lambda of the language loss (0 = off).")] = None,
     full_finetune: Annotated[bool, typer.Option(help="LaMo: train every backbone weight, no LoRA.")] = False,
     linear_embeddings: Annotated[bool, typer.Option(help="LaMo: linear embeddings and head, not MLPs.")] = False,
     random_init: Annotated[bool, typer.Option(help="LaMo: same architecture, no pre-training.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue this trial from its last mid-trial checkpoint, if any.")]
-    = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue this trial from its last mid-trial checkpoint, if any.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Train one agent on one subsampled dataset, evaluate periodically, write result rows and a checkpoint."""
@@ -208,9 +218,18 @@ def train_cmd(
 
     wanted = {**switches, **_parse_overrides(overrides or [])}
     config = make_config(agent, get_task(task), wanted)
-    spec = TrialSpec(agent=agent, task=task, ratio=ratio, seed=seed, steps=steps, eval_every=eval_every,
-                     eval_episodes=episodes, overrides={k: getattr(config, k) for k in wanted},
-                     source=source, device=device)
+    spec = TrialSpec(
+        agent=agent,
+        task=task,
+        ratio=ratio,
+        seed=seed,
+        steps=steps,
+        eval_every=eval_every,
+        eval_episodes=episodes,
+        overrides={k: getattr(config, k) for k in wanted},
+        source=source,
+        device=device,
+    )
     if threads < 1:
         raise BenchError(f"--threads {threads} is not accepted; use 1 or more")
     torch.set_num_threads(threads)
@@ -233,9 +252,14 @@ def train_cmd(
     for col in ("step", "rtg target", "loss", "normalized score", "return", "wall s"):
         table.add_column(col, justify="right")
     for r in result.evals:
-        table.add_row(str(r.step), "-" if r.rtg_target is None else f"{r.rtg_target:g}",
-                      "-" if r.loss is None else f"{r.loss:.4f}", f"{r.score_mean:.1f} ± {r.score_std:.1f}",
-                      f"{r.return_mean:.1f}", f"{r.wall_time_s:.1f}")
+        table.add_row(
+            str(r.step),
+            "-" if r.rtg_target is None else f"{r.rtg_target:g}",
+            "-" if r.loss is None else f"{r.loss:.4f}",
+            f"{r.score_mean:.1f} ± {r.score_std:.1f}",
+            f"{r.return_mean:.1f}",
+            f"{r.wall_time_s:.1f}",
+        )
     console.print(table)
     target = "-" if f.rtg_target is None else f"{f.rtg_target:g}"
     console.print(
@@ -244,8 +268,10 @@ def train_cmd(
         f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
     )
     if family == "lamo":
-        console.print(f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
-                      f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)")
+        console.print(
+            f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
+            f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)"
+        )
     if f.extra.get("resumed_from_step"):
         console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
@@ -255,11 +281,14 @@ def train_cmd(
 def eval_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder or file (a trial's checkpoint/ folder).")],
     episodes: Annotated[int, typer.Option(help="Episodes per return-to-go target.")] = 10,
-    targets: Annotated[list[str] | None, typer.Option(
-        help="Return-to-go targets (repeat or comma-separate); default: the task's. Ignored by agents that "
-             "take no target.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Evaluation seed; default: the checkpoint's training seed.")]
-    = None,
+    targets: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Return-to-go targets (repeat or comma-separate); default: the task's. Ignored by agents that "
+            "take no target."
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Evaluation seed; default: the checkpoint's training seed.")] = None,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     as_json: JsonFlag = False,
 ) -> None:
@@ -277,8 +306,17 @@ def eval_cmd(
     eval_seed = agent.seed if seed is None else seed
     results = evaluate(agent, task, episodes, seed=eval_seed, rtg_targets=rtg)
     if as_json:
-        _print_json({"checkpoint": str(checkpoint), "agent": agent.name, "variant": variant, "task": task.name,
-                     "seed": eval_seed, "episodes": episodes, "results": [r.to_dict() for r in results]})
+        _print_json(
+            {
+                "checkpoint": str(checkpoint),
+                "agent": agent.name,
+                "variant": variant,
+                "task": task.name,
+                "seed": eval_seed,
+                "episodes": episodes,
+                "results": [r.to_dict() for r in results],
+            }
+        )
         return
     table = Table(title=f"{variant} on {task.name}, evaluation seed {eval_seed}")
     for col in ("rtg target", "normalized score", "return", "episodes"):
@@ -286,9 +324,12 @@ def eval_cmd(
     import numpy as np
 
     for r in results:
-        table.add_row("-" if r.target is None else f"{r.target:g}",
-                      f"{r.mean_score:.1f} ± {float(np.std(r.scores)):.1f}", f"{r.mean_return:.1f}",
-                      str(len(r.returns)))
+        table.add_row(
+            "-" if r.target is None else f"{r.target:g}",
+            f"{r.mean_score:.1f} ± {float(np.std(r.scores)):.1f}",
+            f"{r.mean_return:.1f}",
+            str(len(r.returns)),
+        )
     console.print(table)
     console.print(f"checkpoint: {checkpoint}")
 
@@ -312,27 +353,43 @@ def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:
 
 @app.command("run")
 def run_cmd(
-    suite: Annotated[str, typer.Option(help="Suite name (smoke, sparse, dense, mujoco, kitchen, atari, ablations, "
-                                            "all) or a path to your own TOML.")] = "smoke",
-    profile: Annotated[str | None, typer.Option(help="Budget profile: paper, quick, smoke (default: the suite's).")]
-    = None,
+    suite: Annotated[
+        str,
+        typer.Option(
+            help="Suite name (smoke, sparse, dense, mujoco, kitchen, atari, ablations, all) or a path to your own TOML."
+        ),
+    ] = "smoke",
+    profile: Annotated[
+        str | None, typer.Option(help="Budget profile: paper, quick, smoke (default: the suite's).")
+    ] = None,
     agents: Annotated[list[str] | None, typer.Option(help="Only these agents (comma list).")] = None,
     tasks: Annotated[list[str] | None, typer.Option(help="Only these tasks (comma list).")] = None,
     ratios: Annotated[list[str] | None, typer.Option(help="Only these sample ratios (comma list).")] = None,
     seeds: Annotated[list[str] | None, typer.Option(help="Only these seeds (comma list).")] = None,
     name: Annotated[str | None, typer.Option(help="Run name: results go to results/<name>/.")] = None,
-    resume: Annotated[bool, typer.Option(help="Finish a stopped run: run the missing trials and retry failed ones; "
-                                              "refused if the profile, budget or data differ.")] = False,
-    retry_failed: Annotated[bool, typer.Option(help="With --resume, run failed trials again (--no-retry-failed "
-                                                    "keeps their failed rows).")] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Finish a stopped run: run the missing trials and retry failed ones; "
+            "refused if the profile, budget or data differ."
+        ),
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="With --resume, run failed trials again (--no-retry-failed keeps their failed rows).")
+    ] = True,
     max_concurrent: Annotated[int | None, typer.Option(help="At most this many trials at once.")] = None,
-    address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster (default: local Ray).")]
-    = None,
+    address: Annotated[
+        str | None, typer.Option(help="Address of an existing Ray cluster (default: local Ray).")
+    ] = None,
     device: Annotated[str, typer.Option(help="torch device for trials when no GPU is scheduled.")] = "cpu",
     dry_run: Annotated[bool, typer.Option(help="Print the grid and its estimated cost; run nothing.")] = False,
-    build_missing: Annotated[bool, typer.Option(help="First build (`bench data build`) the datasets of the "
-                                                     "suite's tasks that are missing and can be generated here.")]
-    = False,
+    build_missing: Annotated[
+        bool,
+        typer.Option(
+            help="First build (`bench data build`) the datasets of the "
+            "suite's tasks that are missing and can be generated here."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's grid of (agent, task, ratio, seed) trials with Ray Tune into results/<run>/."""
@@ -351,34 +408,58 @@ def run_cmd(
         check_run_name(name)
     _check_seeds("--seeds", _split(seeds, int))
     if max_concurrent is not None and max_concurrent < 1:
-        raise BenchError(f"--max-concurrent {max_concurrent} is not accepted; use 1 or more, or leave it out "
-                         f"for no limit (Ray runs as many trials as there are free CPUs)")
+        raise BenchError(
+            f"--max-concurrent {max_concurrent} is not accepted; use 1 or more, or leave it out "
+            f"for no limit (Ray runs as many trials as there are free CPUs)"
+        )
     s = load_suite(suite)
     p = get_profile(profile or s.default_profile)
     if build_missing and not dry_run:
         for line in build_missing_datasets(_split(tasks) or list(s.tasks)):
             console.print(line)
-    plan = build_grid(s, p, agents=_split(agents), tasks=_split(tasks), ratios=_split(ratios, float),
-                      seeds=_split(seeds, int), device=device)
+    plan = build_grid(
+        s,
+        p,
+        agents=_split(agents),
+        tasks=_split(tasks),
+        ratios=_split(ratios, float),
+        seeds=_split(seeds, int),
+        device=device,
+    )
     run_name = name or f"{s.name}-{p.name}"
     est = sum(estimate_seconds(t) for t in plan.trials)
     if dry_run:
         deviations = trial_deviations_of(plan.trials) if as_json else {}
         grid = []
         for t in plan.trials:
-            row: dict[str, Any] = {"trial_id": t.trial_id, "agent": t.agent, "task": t.task, "ratio": t.ratio,
-                                   "seed": t.seed, "steps": t.steps, "estimated_s": round(estimate_seconds(t), 1)}
+            row: dict[str, Any] = {
+                "trial_id": t.trial_id,
+                "agent": t.agent,
+                "task": t.task,
+                "ratio": t.ratio,
+                "seed": t.seed,
+                "steps": t.steps,
+                "estimated_s": round(estimate_seconds(t), 1),
+            }
             if as_json:  # building every config imports the agents (torch, d3rlpy): only when asked for
                 row.update(trial_summary(t), overrides=t.overrides, deviations=deviations[t.trial_id])
             grid.append(row)
-        doc = {"run": run_name, "suite": s.name, "profile": p.name, "trials": len(plan.trials),
-               "estimated_cpu_core_hours": est / 3600, "skipped_tasks": plan.skipped,
-               "deviations_from_paper": p.deviations(), "grid": grid}
+        doc = {
+            "run": run_name,
+            "suite": s.name,
+            "profile": p.name,
+            "trials": len(plan.trials),
+            "estimated_cpu_core_hours": est / 3600,
+            "skipped_tasks": plan.skipped,
+            "deviations_from_paper": p.deviations(),
+            "grid": grid,
+        }
         if as_json:
             _print_json(doc)
             return
-        table = Table(title=f"{run_name}: {len(plan.trials)} trials, about {est / 3600:.2f} CPU-core hours "
-                            f"(rough estimate)")
+        table = Table(
+            title=f"{run_name}: {len(plan.trials)} trials, about {est / 3600:.2f} CPU-core hours (rough estimate)"
+        )
         for col in ("agent", "task", "ratio", "seed", "steps", "est. s"):
             table.add_column(col)
         for t in plan.trials:
@@ -393,10 +474,24 @@ def run_cmd(
     for task, why in plan.skipped.items():
         console.print(f"skipped {task}: {why}", style="yellow")
     start = time.perf_counter()
-    counts = execute_run(store, s, p, plan, max_concurrent, address, resume, retry_failed=retry_failed,
-                         progress=not as_json, notify=lambda line: print(line, file=sys.stderr))
-    counts_doc = {"run": run_name, "results": str(store.root), "wall_time_s": round(time.perf_counter() - start, 1),
-                  **counts}
+    counts = execute_run(
+        store,
+        s,
+        p,
+        plan,
+        max_concurrent,
+        address,
+        resume,
+        retry_failed=retry_failed,
+        progress=not as_json,
+        notify=lambda line: print(line, file=sys.stderr),
+    )
+    counts_doc = {
+        "run": run_name,
+        "results": str(store.root),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        **counts,
+    }
     if as_json:
         _print_json(counts_doc)
     else:
@@ -404,15 +499,17 @@ def run_cmd(
     if counts.get("missing"):
         raise BenchError(f"{counts['missing']} trials of {run_name} have no result; run again with --resume")
     if counts.get("failed"):
-        print(f"error: {counts['failed']} of {len(plan.trials)} trials of {run_name} failed (see the error column "
-              f"of {store.root / 'final.parquet'}); retry them with --resume", file=sys.stderr)
+        print(
+            f"error: {counts['failed']} of {len(plan.trials)} trials of {run_name} failed (see the error column "
+            f"of {store.root / 'final.parquet'}); retry them with --resume",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 
 @app.command("report")
 def report_cmd(
-    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders (results/<run>); default: every run.")]
-    = None,
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders (results/<run>); default: every run.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: reports/<first run name>).")] = None,
     reps: Annotated[int, typer.Option(help="Bootstrap resamples for rliable's confidence intervals.")] = 2000,
     as_json: JsonFlag = False,
@@ -421,8 +518,9 @@ def report_cmd(
     for run in runs or []:
         if not run.is_dir():
             what = "is a file, not a folder" if run.exists() else "does not exist"
-            raise BenchError(f"run folder {run} {what}; expected a run folder such as results/<run> "
-                             f"(one holding final.parquet)")
+            raise BenchError(
+                f"run folder {run} {what}; expected a run folder such as results/<run> (one holding final.parquet)"
+            )
     from bench.paths import reports_root, results_root
     from bench.report import build_report
 
@@ -438,8 +536,10 @@ def report_cmd(
         return
     console.print(f"report for {', '.join(str(r) for r in runs)}: {summary['index']}")
     for profile, part in summary["profiles"].items():
-        console.print(f"  profile {profile}: {part['trials']} trials ({part['failed']} failed), "
-                      f"{len(part['tables'])} tables, {len(part['figures'])} figures")
+        console.print(
+            f"  profile {profile}: {part['trials']} trials ({part['failed']} failed), "
+            f"{len(part['tables'])} tables, {len(part['figures'])} figures"
+        )
         for note in part.get("notes", []):
             console.print(f"    note: {note}")
 
@@ -449,8 +549,9 @@ def perf_cmd(
     name: Annotated[str, typer.Option(help="Writes results/perf/<name>.json.")] = "latest",
     quick: Annotated[bool, typer.Option(help="Smaller measurements (CI); skips the full-size LM backbone.")] = False,
     agents: Annotated[list[str] | None, typer.Option(help="Only these agents' training speed (comma list).")] = None,
-    compare: Annotated[Path | None, typer.Option(help="A previous perf JSON: print changes, exit 1 on a regression.")]
-    = None,
+    compare: Annotated[
+        Path | None, typer.Option(help="A previous perf JSON: print changes, exit 1 on a regression.")
+    ] = None,
     threshold: Annotated[float, typer.Option(help="Largest accepted drop, as a fraction (0.3 = 30%).")] = 0.3,
     as_json: JsonFlag = False,
 ) -> None:
@@ -473,17 +574,23 @@ def perf_cmd(
         table.add_column("figure")
         table.add_column("value", justify="right")
         for label, r in doc["train"].items():
-            value = r.get("error") or (f"{r['steps_per_s']:.2f} steps/s, peak {r['peak_rss_mib']:.0f} MiB, "
-                                       f"{r['params_trainable']:,}/{r['params_total']:,} params")
+            value = r.get("error") or (
+                f"{r['steps_per_s']:.2f} steps/s, peak {r['peak_rss_mib']:.0f} MiB, "
+                f"{r['params_trainable']:,}/{r['params_total']:,} params"
+            )
             table.add_row(f"train {label}", value)
         s = doc["sampler"]
         table.add_row("sampler windows/s", f"{s['vectorised_windows_per_s']:,.0f} ({s['ratio']:.1f}x reference loop)")
         e = doc["eval"]
         for mode in ("sequential_window", "batched_window", "batched_cached"):
-            table.add_row(f"eval {mode}", f"{e[mode]['episodes_per_s']:.2f} episodes/s, "
-                                          f"{e[mode]['env_steps_per_s']:,.0f} env steps/s")
-        table.add_row("eval speedup (window / cached)",
-                      f"{e['ratio_batched_window']:.1f}x / {e['ratio_batched_cached']:.1f}x vs one at a time")
+            table.add_row(
+                f"eval {mode}",
+                f"{e[mode]['episodes_per_s']:.2f} episodes/s, {e[mode]['env_steps_per_s']:,.0f} env steps/s",
+            )
+        table.add_row(
+            "eval speedup (window / cached)",
+            f"{e['ratio_batched_window']:.1f}x / {e['ratio_batched_cached']:.1f}x vs one at a time",
+        )
         c = doc["collector"]
         table.add_row("collector env steps/s", c.get("error") or f"{c['env_steps_per_s']:,.0f}")
         console.print(table)

@@ -31,8 +31,14 @@ from bench.tasks import Task, get_task
 from bench.trial import TrialSpec
 
 #: The LM sources that are the paper's own (GPT-2 small; gpt2-medium on Kitchen Complete 0.3 / Partial 1).
-PAPER_LM_SOURCES = ("gpt2", "gpt2-medium", "hf:gpt2", "hf:gpt2-medium", "hf:openai-community/gpt2",
-                    "hf:openai-community/gpt2-medium")
+PAPER_LM_SOURCES = (
+    "gpt2",
+    "gpt2-medium",
+    "hf:gpt2",
+    "hf:gpt2-medium",
+    "hf:openai-community/gpt2",
+    "hf:openai-community/gpt2-medium",
+)
 #: The language corpus of the official code (experiment-d4rl/run_cotrain.sh, get_nlp_datasets.py).
 PAPER_CORPUS = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
 #: Config fields the harness checks below, or LaMoConfig.deviations() in its own words (truncated LM, language
@@ -40,8 +46,9 @@ PAPER_CORPUS = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
 _CHECKED_FIELDS = ("lm_source", "lm_corpus", "eval_mode", "amp", "lm_layers", "lm_batch_size", "lm_block_size")
 
 
-def budget_deviations(task: Task, steps: int, eval_every: int, eval_episodes: int,
-                      report_window: int | None = None) -> list[str]:
+def budget_deviations(
+    task: Task, steps: int, eval_every: int, eval_episodes: int, report_window: int | None = None
+) -> list[str]:
     """Steps, evaluation cadence, episodes and final-score window against the paper's for this task."""
     paper = task.paper
     out = []
@@ -65,18 +72,51 @@ def harness_checks(config: Any, config_deviations: list[str]) -> list[str]:
     """Known differences read off the config's fields (any agent that has them), unless the config names them."""
     out = []
     checks: list[tuple[str, tuple[str, ...], Callable[[Any], str | None]]] = [
-        ("lm_source", ("lm_source", "backbone", "smollm", "gpt2"), lambda v: None if v in PAPER_LM_SOURCES else (
-            f"LM backbone {v!r} instead of the paper's GPT-2 (gpt2; gpt2-medium on Kitchen Complete 0.3 and "
-            "Partial 1)" + ("; SmolLM2-135M is a different model family" if "smollm2" in str(v).lower() else ""))),
-        ("lm_corpus", ("lm_corpus", "corpus", "wikitext"), lambda v: None if v in PAPER_CORPUS
-         or getattr(config, "lm_loss_weight", 0.0) == 0 else (
-            f"language corpus {v!r} instead of WikiText-103 (lm_corpus = \"wikitext-103\" needs the `datasets` "
-            "package and the Hugging Face hub)")),
-        ("eval_mode", ("eval_mode", "cached", "inference"), lambda v: None if v == "window" else (
-            f"{v} inference (eval_mode = {v!r}): past the first K steps deeper layers see context beyond the "
-            "last K steps; the official evaluator re-encodes the last K steps every step (window)")),
-        ("amp", ("autocast", "bf16", "bfloat16", "amp"), lambda v: None if not v else (
-            "bf16 autocast of the forward passes on CUDA (amp = true); the official code runs in fp32")),
+        (
+            "lm_source",
+            ("lm_source", "backbone", "smollm", "gpt2"),
+            lambda v: (
+                None
+                if v in PAPER_LM_SOURCES
+                else (
+                    f"LM backbone {v!r} instead of the paper's GPT-2 (gpt2; gpt2-medium on Kitchen Complete 0.3 and "
+                    "Partial 1)" + ("; SmolLM2-135M is a different model family" if "smollm2" in str(v).lower() else "")
+                )
+            ),
+        ),
+        (
+            "lm_corpus",
+            ("lm_corpus", "corpus", "wikitext"),
+            lambda v: (
+                None
+                if v in PAPER_CORPUS or getattr(config, "lm_loss_weight", 0.0) == 0
+                else (
+                    f'language corpus {v!r} instead of WikiText-103 (lm_corpus = "wikitext-103" needs the `datasets` '
+                    "package and the Hugging Face hub)"
+                )
+            ),
+        ),
+        (
+            "eval_mode",
+            ("eval_mode", "cached", "inference"),
+            lambda v: (
+                None
+                if v == "window"
+                else (
+                    f"{v} inference (eval_mode = {v!r}): past the first K steps deeper layers see context beyond the "
+                    "last K steps; the official evaluator re-encodes the last K steps every step (window)"
+                )
+            ),
+        ),
+        (
+            "amp",
+            ("autocast", "bf16", "bfloat16", "amp"),
+            lambda v: (
+                None
+                if not v
+                else ("bf16 autocast of the forward passes on CUDA (amp = true); the official code runs in fp32")
+            ),
+        ),
     ]
     for name, words, check in checks:
         if not hasattr(config, name) or _mentions(config_deviations, *words):
@@ -99,8 +139,10 @@ def data_deviations(task: Task, source: str | None = None) -> list[str]:
         return []
     originals = [str(s) for s in task.sources if s.kind != "generated"]
     instead = f"the paper's {originals[0]}" if originals else "the authors' own data"
-    return [f"dataset {chosen.id} generated by this project (`bench data build`) in place of {instead}; "
-            "its behaviour policy and returns differ (see the dataset card)"]
+    return [
+        f"dataset {chosen.id} generated by this project (`bench data build`) in place of {instead}; "
+        "its behaviour policy and returns differ (see the dataset card)"
+    ]
 
 
 def env_deviations(task: Task) -> list[str]:

@@ -99,17 +99,23 @@ def eval_targets(agent: Agent, task: Task, rtg_targets: Sequence[float] | None =
     return [float(t) for t in targets]
 
 
-def _result(task: Task, target: float | None, returns: np.ndarray, lengths: np.ndarray, seeds: list[int],
-            wall: float) -> EvalResult:
+def _result(
+    task: Task, target: float | None, returns: np.ndarray, lengths: np.ndarray, seeds: list[int], wall: float
+) -> EvalResult:
     return EvalResult(
-        target=target, returns=tuple(float(r) for r in returns),
-        scores=tuple(task.normalize(float(r)) for r in returns), lengths=tuple(int(x) for x in lengths),
-        seeds=tuple(seeds), wall_time_s=wall, env_steps=int(lengths.sum()),
+        target=target,
+        returns=tuple(float(r) for r in returns),
+        scores=tuple(task.normalize(float(r)) for r in returns),
+        lengths=tuple(int(x) for x in lengths),
+        seeds=tuple(seeds),
+        wall_time_s=wall,
+        env_steps=int(lengths.sum()),
     )
 
 
-def run_batched(envs: SyncVectorEnv, task: Task, make_policy: PolicyFactory, target: float | None,
-                seeds: list[int]) -> EvalResult:
+def run_batched(
+    envs: SyncVectorEnv, task: Task, make_policy: PolicyFactory, target: float | None, seeds: list[int]
+) -> EvalResult:
     """Run `len(seeds)` episodes in lock step, one per env, until all are done.
 
     gymnasium 1.0 resets a finished env on the step after it finished; its later rewards are masked out and
@@ -137,8 +143,16 @@ def run_batched(envs: SyncVectorEnv, task: Task, make_policy: PolicyFactory, tar
     return _result(task, target, returns, lengths, seeds, time.perf_counter() - start)
 
 
-def evaluate(agent: Agent, task: Task, episodes: int, seed: int, rtg_targets: Sequence[float] | None = None,
-             *, eval_index: int = 0, policy_factory: PolicyFactory | None = None) -> list[EvalResult]:
+def evaluate(
+    agent: Agent,
+    task: Task,
+    episodes: int,
+    seed: int,
+    rtg_targets: Sequence[float] | None = None,
+    *,
+    eval_index: int = 0,
+    policy_factory: PolicyFactory | None = None,
+) -> list[EvalResult]:
     """Evaluate `agent` on `episodes` parallel episodes per target; one `EvalResult` per target.
 
     `seed` is the trial's seed and `eval_index` the number of this evaluation within the trial (0 for the
@@ -155,9 +169,16 @@ def evaluate(agent: Agent, task: Task, episodes: int, seed: int, rtg_targets: Se
         envs.close()
 
 
-def evaluate_sequential(agent: Agent, task: Task, episodes: int, seed: int,
-                        rtg_targets: Sequence[float] | None = None, *, eval_index: int = 0,
-                        policy_factory: PolicyFactory | None = None) -> list[EvalResult]:
+def evaluate_sequential(
+    agent: Agent,
+    task: Task,
+    episodes: int,
+    seed: int,
+    rtg_targets: Sequence[float] | None = None,
+    *,
+    eval_index: int = 0,
+    policy_factory: PolicyFactory | None = None,
+) -> list[EvalResult]:
     """The reference evaluator: one environment, one episode at a time, a fresh 1-episode policy for each.
 
     Same episodes (seeds) and results layout as `evaluate`; only slower. Used as the benchmark baseline.
@@ -232,12 +253,12 @@ class ScoreSummary:
 
 
 def summarize(evals: Sequence[Evaluation], report_window: int, target: float | None = None) -> ScoreSummary:
-    return ScoreSummary(target=target, final=final_score(evals, report_window), last=last_score(evals),
-                        best=best_score(evals))
+    return ScoreSummary(
+        target=target, final=final_score(evals, report_window), last=last_score(evals), best=best_score(evals)
+    )
 
 
-def target_summaries(per_target: Mapping[float | None, Sequence[Evaluation]],
-                     report_window: int) -> list[ScoreSummary]:
+def target_summaries(per_target: Mapping[float | None, Sequence[Evaluation]], report_window: int) -> list[ScoreSummary]:
     """Every target's summary, in the mapping's order (the task's target order); `{None: evals}` without one."""
     if not per_target:
         raise BenchError("no targets to select from")

@@ -85,9 +85,16 @@ class GridPlan:
     skipped: dict[str, str]  # task -> why it is not run (no dataset, with how to get it)
 
 
-def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, tasks: list[str] | None = None,
-               ratios: list[float] | None = None, seeds: list[int] | None = None, device: str = "cpu",
-               skip_missing_data: bool = True) -> GridPlan:
+def build_grid(
+    suite: Suite,
+    profile: Profile,
+    agents: list[str] | None = None,
+    tasks: list[str] | None = None,
+    ratios: list[float] | None = None,
+    seeds: list[int] | None = None,
+    device: str = "cpu",
+    skip_missing_data: bool = True,
+) -> GridPlan:
     """Every (agent, task, ratio, seed) cell of the suite, after the command-line filters."""
     from agents.registry import get_entry
     from bench.data.loaders import resolve_source
@@ -115,12 +122,20 @@ def build_grid(suite: Suite, profile: Profile, agents: list[str] | None = None, 
             for seed in seeds or list(suite.seeds):
                 for agent in chosen_agents:
                     entry = get_entry(agent)
-                    trials.append(TrialSpec(
-                        agent=agent, task=task, ratio=float(ratio), seed=int(seed), steps=profile.steps_for(task),
-                        eval_every=profile.eval_every, eval_episodes=profile.eval_episodes, profile=profile.name,
-                        overrides=_overrides(suite, profile, agent, entry.family, task, float(ratio)),
-                        device=device,
-                    ))
+                    trials.append(
+                        TrialSpec(
+                            agent=agent,
+                            task=task,
+                            ratio=float(ratio),
+                            seed=int(seed),
+                            steps=profile.steps_for(task),
+                            eval_every=profile.eval_every,
+                            eval_episodes=profile.eval_episodes,
+                            profile=profile.name,
+                            overrides=_overrides(suite, profile, agent, entry.family, task, float(ratio)),
+                            device=device,
+                        )
+                    )
     return GridPlan(trials, skipped)
 
 
@@ -128,8 +143,10 @@ def _overrides(suite: Suite, profile: Profile, agent: str, base: str, task: str,
     """The profile's agent and cell overrides, then the suite's cell overrides (bench/suites explains the order)."""
     from bench.suites import cell_overrides_for
 
-    return {**profile.overrides_for(agent, base, task, ratio),
-            **cell_overrides_for(suite.cell_overrides, agent, base, task, ratio)}
+    return {
+        **profile.overrides_for(agent, base, task, ratio),
+        **cell_overrides_for(suite.cell_overrides, agent, base, task, ratio),
+    }
 
 
 def _build_one(task_name: str) -> str:
@@ -193,10 +210,12 @@ def estimate_seconds(spec: TrialSpec) -> float:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10)
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain"], capture_output=True,
-                               text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -206,8 +225,20 @@ def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("lamo-bench", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "gymnasium-robotics", "mujoco",
-                "minari", "ray", "numpy", "pandas"):
+    for pkg in (
+        "lamo-bench",
+        "torch",
+        "transformers",
+        "peft",
+        "d3rlpy",
+        "gymnasium",
+        "gymnasium-robotics",
+        "mujoco",
+        "minari",
+        "ray",
+        "numpy",
+        "pandas",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -222,8 +253,19 @@ def trial_deviations_of(trials: list[TrialSpec]) -> dict[str, list[str]]:
     cache: dict[str, list[str]] = {}
     out = {}
     for t in trials:
-        key = repr((t.agent, t.task, t.ratio, t.steps, t.eval_every, t.eval_episodes, t.report_window,
-                    t.source, sorted(t.overrides.items())))
+        key = repr(
+            (
+                t.agent,
+                t.task,
+                t.ratio,
+                t.steps,
+                t.eval_every,
+                t.eval_episodes,
+                t.report_window,
+                t.source,
+                sorted(t.overrides.items()),
+            )
+        )
         if key not in cache:
             cache[key] = trial_deviations(t)
         out[t.trial_id] = cache[key]
@@ -248,16 +290,21 @@ def pin_datasets(plan: GridPlan) -> tuple[GridPlan, dict[str, Any]]:
     for spec in plan.trials:
         if spec.task not in datasets:
             ds = load_task_dataset(get_task(spec.task), spec.source)
-            datasets[spec.task] = {"source": str(ds.metadata.get("source")), "content_hash": ds.content_hash(),
-                                   "episodes": ds.num_episodes, "transitions": ds.num_transitions}
+            datasets[spec.task] = {
+                "source": str(ds.metadata.get("source")),
+                "content_hash": ds.content_hash(),
+                "episodes": ds.num_episodes,
+                "transitions": ds.num_transitions,
+            }
             del ds
         pinned = datasets[spec.task]
         trials.append(replace(spec, source=pinned["source"], dataset_hash=pinned["content_hash"]))
     return GridPlan(trials, plan.skipped), datasets
 
 
-def check_store(store: RunStore, profile: Profile, plan: GridPlan, resume: bool,
-                retry_failed: bool = True) -> list[TrialSpec]:
+def check_store(
+    store: RunStore, profile: Profile, plan: GridPlan, resume: bool, retry_failed: bool = True
+) -> list[TrialSpec]:
     """Every check against what the run folder already holds; returns the trials to run. Writes nothing.
 
     Without `--resume` a folder with finished trials is refused. With it, the run's profile and every kept
@@ -267,23 +314,28 @@ def check_store(store: RunStore, profile: Profile, plan: GridPlan, resume: bool,
     finished = store.finished_trials()
     run = store.root.name
     if finished and not resume:
-        raise BenchError(f"run {run!r} already has {len(finished)} finished trials in {store.root}; "
-                         f"accepted: --resume to finish it, or another --name")
+        raise BenchError(
+            f"run {run!r} already has {len(finished)} finished trials in {store.root}; "
+            f"accepted: --resume to finish it, or another --name"
+        )
     manifest = store.root / "manifest.json"
     if resume and manifest.is_file():
         try:
             old_profile = json.loads(manifest.read_text()).get("profile")
         except (OSError, ValueError) as e:
-            raise BenchError(f"corrupt manifest {manifest}: {e}; accepted: a manifest written by bench run, "
-                             f"or another --name") from None
+            raise BenchError(
+                f"corrupt manifest {manifest}: {e}; accepted: a manifest written by bench run, or another --name"
+            ) from None
         if isinstance(old_profile, dict):
             before, now = normalized_definition(old_profile), normalized_definition(asdict(profile))
             for key in ("steps", "eval_every", "eval_episodes", "agent_overrides", *sorted(set(before) | set(now))):
                 if before.get(key) != now.get(key):
-                    raise BenchError(f"run {run!r} was run with profile {before.get('name')} ({key}="
-                                     f"{json.dumps(before.get(key))}), this run asks profile {now.get('name')} "
-                                     f"({key}={json.dumps(now.get(key))}); accepted: the same --profile with "
-                                     f"--resume, or another --name")
+                    raise BenchError(
+                        f"run {run!r} was run with profile {before.get('name')} ({key}="
+                        f"{json.dumps(before.get(key))}), this run asks profile {now.get('name')} "
+                        f"({key}={json.dumps(now.get(key))}); accepted: the same --profile with "
+                        f"--resume, or another --name"
+                    )
     todo = []
     for spec in plan.trials:
         row = finished.get(spec.trial_id)
@@ -298,8 +350,14 @@ def check_store(store: RunStore, profile: Profile, plan: GridPlan, resume: bool,
     return todo
 
 
-def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, address: str | None,
-                   datasets: dict[str, Any] | None = None) -> None:
+def write_manifest(
+    store: RunStore,
+    suite: Suite,
+    profile: Profile,
+    plan: GridPlan,
+    address: str | None,
+    datasets: dict[str, Any] | None = None,
+) -> None:
     """Everything needed to reproduce or audit the run: grid, hyperparameters, data hashes, versions, machine.
 
     Trials an earlier invocation of this run planned and this one does not (a narrower `--agents`, say) stay
@@ -316,8 +374,10 @@ def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPl
         key = f"{spec.agent}@{spec.task}@r{spec.ratio:g}"
         if key not in configs:
             configs[key] = make_config(spec.agent, get_task(spec.task), spec.overrides).to_dict()
-    trials = {t.trial_id: asdict(t) | {"trial_id": t.trial_id, "definition": normalized_definition(t.definition())}
-              for t in plan.trials}
+    trials = {
+        t.trial_id: asdict(t) | {"trial_id": t.trial_id, "definition": normalized_definition(t.definition())}
+        for t in plan.trials
+    }
     old_doc: dict[str, Any] = {}
     if (store.root / "manifest.json").is_file():
         try:
@@ -328,17 +388,26 @@ def write_manifest(store: RunStore, suite: Suite, profile: Profile, plan: GridPl
     import torch
 
     manifest = {
-        "run": store.root.name, "suite": asdict(suite), "profile": asdict(profile),
+        "run": store.root.name,
+        "suite": asdict(suite),
+        "profile": asdict(profile),
         "deviations_from_paper": profile.deviations(),
         "trial_deviations": {**old_doc.get("trial_deviations", {}), **deviations},
         "trials": [*earlier, *trials.values()],
-        "skipped_tasks": plan.skipped, "agent_configs": {**old_doc.get("agent_configs", {}), **configs},
+        "skipped_tasks": plan.skipped,
+        "agent_configs": {**old_doc.get("agent_configs", {}), **configs},
         "datasets": {**old_doc.get("datasets", {}), **datasets},
-        "versions": package_versions(), "git_commit": _git_commit(),
-        "machine": {"host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "cuda": torch.cuda.is_available(),
-                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "ray_address": address or "local"},
+        "versions": package_versions(),
+        "git_commit": _git_commit(),
+        "machine": {
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "cuda": torch.cuda.is_available(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "ray_address": address or "local",
+        },
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write_json(store.root / "manifest.json", manifest)
@@ -385,8 +454,9 @@ class _TuneStopNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        return not text.startswith(("Stop signal received", "Experiment has been interrupted",
-                                    "Trials did not complete"))
+        return not text.startswith(
+            ("Stop signal received", "Experiment has been interrupted", "Trials did not complete")
+        )
 
 
 def resume_command() -> str:
@@ -397,9 +467,18 @@ def resume_command() -> str:
     return shlex.join(["bench", *args])
 
 
-def execute_run(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan, max_concurrent: int | None,
-                address: str | None, resume: bool, retry_failed: bool = True, progress: bool = True,
-                notify: Any = print) -> dict[str, int]:
+def execute_run(
+    store: RunStore,
+    suite: Suite,
+    profile: Profile,
+    plan: GridPlan,
+    max_concurrent: int | None,
+    address: str | None,
+    resume: bool,
+    retry_failed: bool = True,
+    progress: bool = True,
+    notify: Any = print,
+) -> dict[str, int]:
     """Lock the run folder, check everything, write the manifest, run the trials, merge the tables.
 
     A refused run leaves the folder as it was (the lock file goes, and the folder too if this call made it).
@@ -416,19 +495,26 @@ def execute_run(store: RunStore, suite: Suite, profile: Profile, plan: GridPlan,
             started = True
             write_manifest(store, suite, profile, pinned, address, datasets)
             try:
-                return run_grid(pinned, store, store.root.name, max_concurrent, address, resume, progress,
-                                todo=todo, stop=stop)
+                return run_grid(
+                    pinned, store, store.root.name, max_concurrent, address, resume, progress, todo=todo, stop=stop
+                )
             except RunInterrupted as e:
                 _, final = store.merge()
                 planned = {t.trial_id for t in pinned.trials}
                 final = final[final["trial_id"].isin(planned)]
                 name = signal.Signals(e.signum).name
-                raise RunInterrupted(e.signum, (
-                    f"run {store.root.name!r} interrupted by {name}: {int((final['status'] == 'ok').sum())} of "
-                    f"{len(planned)} trials done, {int((final['status'] != 'ok').sum())} failed, tables merged "
-                    f"in {store.root}; resume with: {resume_command()}")) from None
+                raise RunInterrupted(
+                    e.signum,
+                    (
+                        f"run {store.root.name!r} interrupted by {name}: {int((final['status'] == 'ok').sum())} of "
+                        f"{len(planned)} trials done, {int((final['status'] != 'ok').sum())} failed, tables merged "
+                        f"in {store.root}; resume with: {resume_command()}"
+                    ),
+                ) from None
         finally:
             lock.release(remove_empty_root=not started)
+
+
 def _trainable(config: dict[str, Any]) -> None:
     """The Ray Tune function trainable: one trial, reporting at every evaluation."""
     import torch
@@ -445,8 +531,12 @@ def _trainable(config: dict[str, Any]) -> None:
 
     final = run_trial_safely(spec, store, config["run"], on_report=report, resume=bool(config.get("resume", False)))
     ckpt = store.trial_dir(spec.trial_id) / "checkpoint"
-    metrics = {"step": final.steps, "final_score": final.final_score if final.final_score is not None else float("nan"),
-               "status": final.status, "done": True}
+    metrics = {
+        "step": final.steps,
+        "final_score": final.final_score if final.final_score is not None else float("nan"),
+        "status": final.status,
+        "done": True,
+    }
     if ckpt.is_dir():
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
     else:
@@ -464,8 +554,12 @@ def start_ray(address: str | None, env_vars: dict[str, str]) -> None:
         env_vars = {**env_vars, **LOOPBACK_RAY_ENV}
     import ray
 
-    init_kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                   "runtime_env": {"env_vars": env_vars}, "logging_level": "ERROR"}
+    init_kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "runtime_env": {"env_vars": env_vars},
+        "logging_level": "ERROR",
+    }
     if address:
         init_kwargs["address"] = address
         _use_cluster_token_if_any()
@@ -477,9 +571,17 @@ def start_ray(address: str | None, env_vars: dict[str, str]) -> None:
     ray.init(**init_kwargs)
 
 
-def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | None, address: str | None,
-             resume: bool, progress: bool = True, todo: list[TrialSpec] | None = None,
-             stop: StopRequest | None = None) -> dict[str, int]:
+def run_grid(
+    plan: GridPlan,
+    store: RunStore,
+    run: str,
+    max_concurrent: int | None,
+    address: str | None,
+    resume: bool,
+    progress: bool = True,
+    todo: list[TrialSpec] | None = None,
+    stop: StopRequest | None = None,
+) -> dict[str, int]:
     """Run the grid's trials still to do with Ray Tune; returns counts of ok / failed / skipped trials.
 
     `todo` comes from `check_store` (missing and, by default, failed trials); without it only the missing
@@ -491,8 +593,10 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
     if todo is None:
         done = store.finished_trials()
         if done and not resume:
-            raise BenchError(f"run {run!r} already has {len(done)} finished trials in {store.root}; "
-                             f"accepted: --resume to finish it, or another --name")
+            raise BenchError(
+                f"run {run!r} already has {len(done)} finished trials in {store.root}; "
+                f"accepted: --resume to finish it, or another --name"
+            )
         todo = [t for t in plan.trials if t.trial_id not in done]
     counts = {"already_done": len(plan.trials) - len(todo), "ok": 0, "failed": 0}
     if todo:
@@ -511,7 +615,10 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                 resources["gpu"] = min(1.0, gpus / max(1, min(len(todo), max_concurrent or len(todo))))
             param_space = {
                 "spec": tune.grid_search([asdict(t) | {"device": "cuda" if gpus else t.device} for t in todo]),
-                "store": str(store.root.resolve()), "run": run, "threads": 1, "resume": resume,
+                "store": str(store.root.resolve()),
+                "run": run,
+                "threads": 1,
+                "resume": resume,
             }
             from bench.progress import TrialProgress
 
@@ -525,9 +632,13 @@ def run_grid(plan: GridPlan, store: RunStore, run: str, max_concurrent: int | No
                 tune.with_resources(_trainable, resources),
                 param_space=param_space,
                 tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False),
-                run_config=tune.RunConfig(name="ray", storage_path=str((store.root / "ray_tune").resolve()),
-                                          verbose=0, callbacks=[callback],
-                                          failure_config=tune.FailureConfig(max_failures=0)),
+                run_config=tune.RunConfig(
+                    name="ray",
+                    storage_path=str((store.root / "ray_tune").resolve()),
+                    verbose=0,
+                    callbacks=[callback],
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
             )
             # SIGINT goes through `stop` like SIGTERM; Tune's own SIGINT handler would stop just the same but
             # leave no trace of having done so.

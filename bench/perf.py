@@ -52,11 +52,15 @@ def synthetic_dataset(obs_dim: int, act_dim: int, transitions: int = 20_000, epi
     rng = np.random.default_rng(0)
     n = transitions
     timeouts = np.zeros(n, bool)
-    timeouts[episode_len - 1::episode_len] = True
-    return TrajectoryDataset.from_flat(rng.normal(size=(n, obs_dim)).astype(np.float32),
-                                       rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
-                                       rng.normal(size=n).astype(np.float32), np.zeros(n, bool), timeouts,
-                                       name="synthetic")
+    timeouts[episode_len - 1 :: episode_len] = True
+    return TrajectoryDataset.from_flat(
+        rng.normal(size=(n, obs_dim)).astype(np.float32),
+        rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        np.zeros(n, bool),
+        timeouts,
+        name="synthetic",
+    )
 
 
 def _train_child(agent: str, task_name: str, overrides: dict[str, Any], steps: int, device: str) -> dict[str, Any]:
@@ -78,24 +82,34 @@ def _train_child(agent: str, task_name: str, overrides: dict[str, Any], steps: i
     elapsed = time.perf_counter() - start
     total, trainable = a.num_params()
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    return {"steps_per_s": steps / elapsed, "steps": steps, "params_total": total, "params_trainable": trainable,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu,
-            "batch_size": getattr(a.config, "batch_size", None)}
+    return {
+        "steps_per_s": steps / elapsed,
+        "steps": steps,
+        "params_total": total,
+        "params_trainable": trainable,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": peak_gpu,
+        "batch_size": getattr(a.config, "batch_size", None),
+    }
 
 
-def measure_train(agent: str, task: str, overrides: dict[str, Any], steps: int, device: str = "cpu",
-                  timeout: float = 900.0) -> dict[str, Any]:
-    code = ("import json,sys; from bench.perf import _train_child; "
-            "print('PERF_JSON', json.dumps(_train_child(*json.loads(sys.argv[1]))))")
+def measure_train(
+    agent: str, task: str, overrides: dict[str, Any], steps: int, device: str = "cpu", timeout: float = 900.0
+) -> dict[str, Any]:
+    code = (
+        "import json,sys; from bench.perf import _train_child; "
+        "print('PERF_JSON', json.dumps(_train_child(*json.loads(sys.argv[1]))))"
+    )
     args = json.dumps([agent, task, overrides, steps, device])
     try:
-        out = subprocess.run([sys.executable, "-W", "ignore", "-c", code, args], capture_output=True, text=True,
-                             timeout=timeout)
+        out = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", code, args], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     for line in out.stdout.splitlines():
         if line.startswith("PERF_JSON "):
-            return dict(json.loads(line[len("PERF_JSON "):]))
+            return dict(json.loads(line[len("PERF_JSON ") :]))
     tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": tail[:300]}
 
@@ -130,12 +144,24 @@ def measure_sampler(transitions: int = 1_000_000, batch: int = 64, k: int = 20, 
 
     vec = rate(lambda: sampler.sample(batch, rng))
     loop = rate(reference)
-    return {"transitions": transitions, "batch": batch, "k": k, "vectorised_windows_per_s": vec,
-            "reference_loop_windows_per_s": loop, "ratio": vec / loop}
+    return {
+        "transitions": transitions,
+        "batch": batch,
+        "k": k,
+        "vectorised_windows_per_s": vec,
+        "reference_loop_windows_per_s": loop,
+        "ratio": vec / loop,
+    }
 
 
-def eval_comparison(task_name: str = "hopper-medium", episodes: int = 20, max_steps: int = 300, k: int = 20,
-                    seed: int = 0, device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:
+def eval_comparison(
+    task_name: str = "hopper-medium",
+    episodes: int = 20,
+    max_steps: int = 300,
+    k: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
+) -> tuple[Any, Any, dict[str, Any]]:
     """(task, agent, {evaluator: EvalResult}): the same untrained DT evaluated one episode at a time (the
     reference evaluators' way) and batched in window and cached modes, on the same episodes.
 
@@ -152,8 +178,12 @@ def eval_comparison(task_name: str = "hopper-medium", episodes: int = 20, max_st
     if base.domain in ("hopper", "walker2d"):
         kwargs["terminate_when_unhealthy"] = False
     task = dataclasses.replace(base, max_episode_steps=max_steps, env_kwargs=kwargs, context_length=k)
-    agent = DTAgent(DTAgent.default_config(base).with_overrides({"context_length": k}), TaskSpec.from_task(task),
-                    device=device, seed=seed)
+    agent = DTAgent(
+        DTAgent.default_config(base).with_overrides({"context_length": k}),
+        TaskSpec.from_task(task),
+        device=device,
+        seed=seed,
+    )
     target = [task.rtg_targets[0]]
     evaluate(agent, task, 2, seed, target)  # warm-up: first-call costs out of the timings
 
@@ -168,8 +198,9 @@ def eval_comparison(task_name: str = "hopper-medium", episodes: int = 20, max_st
     return task, agent, {name: results[0] for name, results in runs.items()}
 
 
-def measure_eval(task_name: str = "hopper-medium", episodes: int = 20, max_steps: int = 300, k: int = 20,
-                 seed: int = 0) -> dict[str, Any]:
+def measure_eval(
+    task_name: str = "hopper-medium", episodes: int = 20, max_steps: int = 300, k: int = 20, seed: int = 0
+) -> dict[str, Any]:
     """Episodes/s and env steps/s of each evaluator in `eval_comparison`, and the batched ones' speed-ups."""
     _, _, runs = eval_comparison(task_name, episodes, max_steps, k, seed)
     out: dict[str, Any] = {"task": task_name, "episodes": episodes, "max_steps": max_steps, "k": k}
@@ -194,10 +225,10 @@ def measure_collector(task_name: str = "hopper-medium", num_envs: int = 10, step
     torch.set_num_threads(1)
     task = get_task(task_name)
     actor = GaussianActor(create_sac(SacSettings(), 11, 3, seed=0))  # untrained: speed only
-    _, stats = run_episodes(lambda: make_env(task), actor.sample, 3, seeds=lambda i: i, n_envs=num_envs,
-                            min_transitions=steps)
-    return {"task": task_name, "num_envs": num_envs, "env_steps": stats.env_steps,
-            "env_steps_per_s": stats.steps_per_s}
+    _, stats = run_episodes(
+        lambda: make_env(task), actor.sample, 3, seeds=lambda i: i, n_envs=num_envs, min_transitions=steps
+    )
+    return {"task": task_name, "num_envs": num_envs, "env_steps": stats.env_steps, "env_steps_per_s": stats.steps_per_s}
 
 
 def _ratios(doc: dict[str, Any]) -> dict[str, float]:
@@ -248,8 +279,13 @@ def run_perf(quick: bool = False, agents: list[str] | None = None, device: str =
     """All figures; `quick` shrinks every measurement (for CI), the full run stays under 10 minutes on 2 cores."""
     from agents.registry import get_entry
 
-    doc: dict[str, Any] = {"device": device_label(), "python": platform.python_version(), "quick": quick,
-                           "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "train": {}}
+    doc: dict[str, Any] = {
+        "device": device_label(),
+        "python": platform.python_version(),
+        "quick": quick,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "train": {},
+    }
     for agent, task, overrides, label in TRAIN_CASES:
         if agents and agent not in agents:
             continue

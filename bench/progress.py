@@ -57,8 +57,9 @@ class TrialProgress(Callback):
             self.live.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.live is not None:
             self.live.update(self._table())
             self.live.__exit__(exc_type, exc, tb)
@@ -74,8 +75,10 @@ class TrialProgress(Callback):
         return [t for t in self.trials if getattr(t, "status", None) == RUNNING and t.trial_id not in self.finished]
 
     def _line(self) -> str:
-        return (f"[{time.perf_counter() - self.start:7.0f}s] trials: {self.done}/{self.total} done, "
-                f"{len(self.running())} running, {self.failed} failed")
+        return (
+            f"[{time.perf_counter() - self.start:7.0f}s] trials: {self.done}/{self.total} done, "
+            f"{len(self.running())} running, {self.failed} failed"
+        )
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(trial, step, last score, last loss) of every running trial, by name."""
@@ -111,8 +114,9 @@ class TrialProgress(Callback):
         self.trials = list(trials)
         self._refresh()
 
-    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         self.trials = list(trials)
         if result.get("done"):
             if result.get("status") == "failed":

@@ -29,13 +29,51 @@ from bench.atomic import FILE_MODE, atomic_write_json, atomic_write_parquet
 from bench.errors import BenchError
 
 EVAL_COLUMNS = [
-    "run", "trial_id", "agent", "variant", "task", "domain", "reward_type", "ratio", "seed", "profile", "step",
-    "rtg_target", "score_mean", "score_std", "return_mean", "return_std", "episodes", "loss", "wall_time_s",
+    "run",
+    "trial_id",
+    "agent",
+    "variant",
+    "task",
+    "domain",
+    "reward_type",
+    "ratio",
+    "seed",
+    "profile",
+    "step",
+    "rtg_target",
+    "score_mean",
+    "score_std",
+    "return_mean",
+    "return_std",
+    "episodes",
+    "loss",
+    "wall_time_s",
 ]
 FINAL_COLUMNS = [
-    "run", "trial_id", "agent", "variant", "task", "domain", "reward_type", "ratio", "seed", "profile", "status",
-    "error", "rtg_target", "final_score", "last_score", "best_score", "target_scores", "steps", "evaluations",
-    "wall_time_s", "params_total", "params_trainable", "dataset_hash", "dataset_source",
+    "run",
+    "trial_id",
+    "agent",
+    "variant",
+    "task",
+    "domain",
+    "reward_type",
+    "ratio",
+    "seed",
+    "profile",
+    "status",
+    "error",
+    "rtg_target",
+    "final_score",
+    "last_score",
+    "best_score",
+    "target_scores",
+    "steps",
+    "evaluations",
+    "wall_time_s",
+    "params_total",
+    "params_trainable",
+    "dataset_hash",
+    "dataset_source",
 ]
 
 
@@ -105,8 +143,9 @@ def final_frame(rows: list[FinalRow]) -> pd.DataFrame:
         d["target_scores"] = json.dumps(d["target_scores"])
         records.append(d)
     frame = pd.DataFrame(records, columns=[*FINAL_COLUMNS, "extra"])
-    return frame.astype({"rtg_target": "float64", "final_score": "float64", "last_score": "float64",
-                         "best_score": "float64"})
+    return frame.astype(
+        {"rtg_target": "float64", "final_score": "float64", "last_score": "float64", "best_score": "float64"}
+    )
 
 
 class RunStore:
@@ -159,8 +198,10 @@ RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 def check_run_name(name: str) -> str:
     """Refuse names that would leave the results folder (`../x`, `/abs`) or hide it (`.x`)."""
     if not RUN_NAME.fullmatch(name):
-        raise BenchError(f"run name {name!r} is not accepted; accepted: letters, digits, '.', '_', '-', "
-                         f"not starting with '.' (e.g. sparse-quick)")
+        raise BenchError(
+            f"run name {name!r} is not accepted; accepted: letters, digits, '.', '_', '-', "
+            f"not starting with '.' (e.g. sparse-quick)"
+        )
     return name
 
 
@@ -200,8 +241,10 @@ class RunLock:
                 if not isinstance(e, BlockingIOError):  # ENOLCK and the like: no locking on this filesystem
                     os.close(fd)
                     self._remove_root_if_empty()
-                    raise BenchError(f"cannot lock run folder {self.root}: {e.strerror}; accepted: a results folder "
-                                     f"on a filesystem with file locking (set LAMO_BENCH_RESULTS)") from None
+                    raise BenchError(
+                        f"cannot lock run folder {self.root}: {e.strerror}; accepted: a results folder "
+                        f"on a filesystem with file locking (set LAMO_BENCH_RESULTS)"
+                    ) from None
                 holder = _read_holder(fd)
                 os.close(fd)
                 self._remove_root_if_empty()
@@ -220,10 +263,15 @@ class RunLock:
             os.close(fd)
         stale = _read_holder(fd)
         if stale:
-            self.note = (f"took over the lock of run {self.root.name!r} left by pid {stale.get('pid', '?')} on host "
-                         f"{stale.get('host', '?')} (started {stale.get('started', '?')}), which is no longer running")
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            self.note = (
+                f"took over the lock of run {self.root.name!r} left by pid {stale.get('pid', '?')} on host "
+                f"{stale.get('host', '?')} (started {stale.get('started', '?')}), which is no longer running"
+            )
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         self._fd = fd
@@ -272,13 +320,17 @@ def normalized_definition(definition: dict[str, Any]) -> dict[str, Any]:
 def definition_difference(trial_id: str, stored: dict[str, Any] | None, planned: dict[str, Any]) -> str | None:
     """One line naming the first field where a stored trial's definition differs from the planned one."""
     if stored is None:
-        return (f"trial {trial_id} has no recorded definition (written by an older lamo-bench), so it cannot be "
-                f"checked against this run")
+        return (
+            f"trial {trial_id} has no recorded definition (written by an older lamo-bench), so it cannot be "
+            f"checked against this run"
+        )
     stored, planned = normalized_definition(stored), normalized_definition(planned)
     for key in _keys_in_order(planned, stored):
         if stored.get(key) != planned.get(key):
-            return (f"trial {trial_id} was run with {key}={_show(stored.get(key))}, this run asks "
-                    f"{key}={_show(planned.get(key))}")
+            return (
+                f"trial {trial_id} was run with {key}={_show(stored.get(key))}, this run asks "
+                f"{key}={_show(planned.get(key))}"
+            )
     return None
 
 

@@ -89,8 +89,13 @@ class Task:
 # --- paper hyperparameter blocks --------------------------------------------------------------------------
 
 _MUJOCO = PaperHyperparameters(
-    learning_rate=1e-4, weight_decay=1e-5, batch_size=64, train_steps=100_000, eval_every=2500,
-    report_window=20_000, reward_scale=1000.0,
+    learning_rate=1e-4,
+    weight_decay=1e-5,
+    batch_size=64,
+    train_steps=100_000,
+    eval_every=2500,
+    report_window=20_000,
+    reward_scale=1000.0,
 )
 _KITCHEN = PaperHyperparameters(**{**asdict(_MUJOCO), "reward_scale": 1.0})
 # Reacher2d: reported over the last 12.5K of 37.5K steps (Appendix D); reward scale 10 (run.sh).
@@ -102,36 +107,65 @@ _MAZE = PaperHyperparameters(**{**asdict(_MUJOCO), "reward_scale": 1.0})
 
 def _atari(lr: float, wd: float, steps: int = 100_000, window: int = 20_000) -> PaperHyperparameters:
     return PaperHyperparameters(
-        learning_rate=lr, weight_decay=wd, batch_size=128, train_steps=steps, eval_every=2500,
-        report_window=window, reward_scale=1.0, grad_clip=1.0,
+        learning_rate=lr,
+        weight_decay=wd,
+        batch_size=128,
+        train_steps=steps,
+        eval_every=2500,
+        report_window=window,
+        reward_scale=1.0,
+        grad_clip=1.0,
     )
 
 
 # --- the registry -----------------------------------------------------------------------------------------
 
-def _mujoco(env: str, env_id: str, dataset: str, random: float, expert: float,
-            targets: tuple[float, ...], ratios: tuple[float, ...]) -> Task:
+
+def _mujoco(
+    env: str,
+    env_id: str,
+    dataset: str,
+    random: float,
+    expert: float,
+    targets: tuple[float, ...],
+    ratios: tuple[float, ...],
+) -> Task:
     return Task(
-        name=f"{env}-{dataset}", domain=env, dataset=dataset, reward_type="dense", env_id=env_id,
-        env_kwargs={}, sources=(
+        name=f"{env}-{dataset}",
+        domain=env,
+        dataset=dataset,
+        reward_type="dense",
+        env_id=env_id,
+        env_kwargs={},
+        sources=(
             DataSource("d4rl_hdf5", f"{env}-{dataset}-v2"),
             DataSource("generated", f"lamo-bench/{env}/{dataset}-v0"),
         ),
-        random_score=random, expert_score=expert, context_length=20, rtg_targets=targets,
-        max_episode_steps=1000, action_kind="continuous", paper=_MUJOCO, sample_ratios=ratios,
+        random_score=random,
+        expert_score=expert,
+        context_length=20,
+        rtg_targets=targets,
+        max_episode_steps=1000,
+        action_kind="continuous",
+        paper=_MUJOCO,
+        sample_ratios=ratios,
         notes="D4RL data is from the v2 (mujoco-py) env; evaluation runs the gymnasium v5 env.",
     )
 
 
 def _kitchen(dataset: str, ratios: tuple[float, ...]) -> Task:
     return Task(
-        name=f"kitchen-{dataset}", domain="kitchen", dataset=dataset, reward_type="sparse",
+        name=f"kitchen-{dataset}",
+        domain="kitchen",
+        dataset=dataset,
+        reward_type="sparse",
         env_id="FrankaKitchen-v1",
         env_kwargs={
             # D4RL kitchen-complete/partial-v0 evaluate on KitchenMicrowaveKettleLightSliderV0.
             "tasks_to_complete": ["microwave", "kettle", "light switch", "slide cabinet"],
             # D4RL's evaluation observation noise (bench.envs.kitchen.D4RL_NOISE_KWARGS says where from).
-            "robot_noise_ratio": 0.1, "object_noise_ratio": 0.1,
+            "robot_noise_ratio": 0.1,
+            "object_noise_ratio": 0.1,
         },
         sources=(
             DataSource("minari", f"D4RL/kitchen/{dataset}-v2"),
@@ -141,63 +175,94 @@ def _kitchen(dataset: str, ratios: tuple[float, ...]) -> Task:
             DataSource("generated", f"lamo-bench/kitchen/{dataset}-v1"),
         ),
         # D4RL kitchen ref_min_score 0 / ref_max_score 4 (paper Table 5): evaluation returns count each subtask once.
-        random_score=0.0, expert_score=4.0, context_length=20,
+        random_score=0.0,
+        expert_score=4.0,
+        context_length=20,
         # Paper Table 6: Kitchen 4 and 5 (the official run.sh tries 5, 4, 3, 2, 1), with reward scale 1. DT and LaMo
         # condition on these at evaluation and count them down by the evaluation reward (each subtask once), while
         # in training the return-to-go tokens are sums of D4RL's Markovian labels (the targets satisfied at each
         # remaining step: hundreds at an episode's start). So 4 and 5 are low for the data: they match its
         # returns-to-go only near an episode's end. The paper chose them for exactly these labels; kept as is.
         rtg_targets=(4.0, 5.0),
-        max_episode_steps=280, action_kind="continuous", paper=_KITCHEN, sample_ratios=ratios,
-        notes=("Evaluation reward = subtasks completed, each once (score 0-4), with D4RL's observation noise 0.1. "
-               "Data rewards are D4RL/Minari's Markovian labels (targets satisfied per step; returns > 4). "
-               "Return-to-go targets 4, 5 from paper Table 6. Observation flattened to D4RL's 60-dim layout."),
+        max_episode_steps=280,
+        action_kind="continuous",
+        paper=_KITCHEN,
+        sample_ratios=ratios,
+        notes=(
+            "Evaluation reward = subtasks completed, each once (score 0-4), with D4RL's observation noise 0.1. "
+            "Data rewards are D4RL/Minari's Markovian labels (targets satisfied per step; returns > 4). "
+            "Return-to-go targets 4, 5 from paper Table 6. Observation flattened to D4RL's 60-dim layout."
+        ),
     )
 
 
-def _atari_task(game: str, env_game: str, random: float, human: float, targets: tuple[float, ...],
-                hp: PaperHyperparameters) -> Task:
+def _atari_task(
+    game: str, env_game: str, random: float, human: float, targets: tuple[float, ...], hp: PaperHyperparameters
+) -> Task:
     return Task(
-        name=f"{game}-medium", domain=game, dataset="medium", reward_type="dense",
-        env_id=f"ALE/{env_game}-v5", env_kwargs={"repeat_action_probability": 0.0},
+        name=f"{game}-medium",
+        domain=game,
+        dataset="medium",
+        reward_type="dense",
+        env_id=f"ALE/{env_game}-v5",
+        env_kwargs={"repeat_action_probability": 0.0},
         sources=(
             DataSource("dqn_replay", f"{env_game}/1"),
             DataSource("generated", f"lamo-bench/{game}/medium-v0"),
         ),
-        random_score=random, expert_score=human, context_length=30, rtg_targets=targets,
+        random_score=random,
+        expert_score=human,
+        context_length=30,
+        rtg_targets=targets,
         # Evaluation episodes stop after 4,096 agent steps, and the timestep embedding has 4,096 rows, as in
         # LaMo's Atari code (srzer/LaMo-2023 @ 3e4fcc8, experiment-atari/cfgs/env/*.yaml max_timestep: 4096,
         # core.py eval loop `timestep < model.max_timestep`). Data building keeps the ALE limit (ATARI_DATA_MAX_STEPS).
-        max_episode_steps=4096, action_kind="discrete", paper=hp, sample_ratios=(0.1, 1.0),
-        notes=("Human-normalized (paper Table 5). DQN preprocessing (bench.envs.atari), training on clipped "
-               "rewards. 'medium' = d4rl-atari's medium slice as the official LaMo code loads it: DQN-replay run "
-               "1, checkpoint 10 only, all 1M transitions, trajectories drawn with probability proportional "
-               "to their length (bench.data.dqn_replay); "
-               "the generated substitute is a scripted player's data (bench.data.build.atari)."),
+        max_episode_steps=4096,
+        action_kind="discrete",
+        paper=hp,
+        sample_ratios=(0.1, 1.0),
+        notes=(
+            "Human-normalized (paper Table 5). DQN preprocessing (bench.envs.atari), training on clipped "
+            "rewards. 'medium' = d4rl-atari's medium slice as the official LaMo code loads it: DQN-replay run "
+            "1, checkpoint 10 only, all 1M transitions, trajectories drawn with probability proportional "
+            "to their length (bench.data.dqn_replay); "
+            "the generated substitute is a scripted player's data (bench.data.build.atari)."
+        ),
         clip_rewards=True,
     )
 
 
 def _maze(name: str, env_id: str, random: float, expert: float) -> Task:
     return Task(
-        name=f"pointmaze-{name}", domain="pointmaze", dataset=name, reward_type="sparse", env_id=env_id,
+        name=f"pointmaze-{name}",
+        domain="pointmaze",
+        dataset=name,
+        reward_type="sparse",
+        env_id=env_id,
         env_kwargs={"continuing_task": True, "reset_target": False},
         sources=(
             DataSource("minari", f"D4RL/pointmaze/{name}-v2"),
             DataSource("generated", f"lamo-bench/pointmaze/{name}-v0"),
         ),
-        random_score=random, expert_score=expert, context_length=20, rtg_targets=(0.5 * expert, expert),
-        max_episode_steps=300 if name == "umaze" else 600, action_kind="continuous", paper=_MAZE,
+        random_score=random,
+        expert_score=expert,
+        context_length=20,
+        rtg_targets=(0.5 * expert, expert),
+        max_episode_steps=300 if name == "umaze" else 600,
+        action_kind="continuous",
+        paper=_MAZE,
         sample_ratios=(0.01, 0.1, 1.0),
-        notes=("Not in the LaMo paper: extra sparse task (D4RL maze2d recipe). Reference scores are D4RL's "
-               "maze2d-*-v1 ones (d4rl/pointmaze/__init__.py), measured on D4RL's protocol, which evaluation "
-               "restores on gymnasium-robotics PointMaze (bench.envs.pointmaze): the maze's fixed 'G' goal "
-               "cell (umaze row 1 col 1, medium row 6 col 6), 1 per step within 0.5 of it, start cell uniform "
-               "over the free cells with +-0.1 noise, 300 / 600 steps. Generated data (bench.data.build.maze) "
-               "follows maze2d's generation script: noisy waypoint controller towards random targets, 1M "
-               "(umaze) / 2M (medium) transitions, rewards relabelled against the fixed goal with radius 0.5, "
-               "so data and evaluation returns share one scale. Minari's D4RL/pointmaze data pays within "
-               "0.45 of a per-episode random goal instead; its returns are not on this scale."),
+        notes=(
+            "Not in the LaMo paper: extra sparse task (D4RL maze2d recipe). Reference scores are D4RL's "
+            "maze2d-*-v1 ones (d4rl/pointmaze/__init__.py), measured on D4RL's protocol, which evaluation "
+            "restores on gymnasium-robotics PointMaze (bench.envs.pointmaze): the maze's fixed 'G' goal "
+            "cell (umaze row 1 col 1, medium row 6 col 6), 1 per step within 0.5 of it, start cell uniform "
+            "over the free cells with +-0.1 noise, 300 / 600 steps. Generated data (bench.data.build.maze) "
+            "follows maze2d's generation script: noisy waypoint controller towards random targets, 1M "
+            "(umaze) / 2M (medium) transitions, rewards relabelled against the fixed goal with radius 0.5, "
+            "so data and evaluation returns share one scale. Minari's D4RL/pointmaze data pays within "
+            "0.45 of a per-episode random goal instead; its returns are not on this scale."
+        ),
     )
 
 
@@ -206,20 +271,32 @@ _TASK_LIST: tuple[Task, ...] = (
     _kitchen("complete", (0.3, 0.5, 1.0)),
     _kitchen("partial", (0.01, 0.1, 1.0)),
     Task(
-        name="reacher2d-medium", domain="reacher2d", dataset="medium", reward_type="sparse",
-        env_id="bench/Reacher2d-v0", env_kwargs={},
+        name="reacher2d-medium",
+        domain="reacher2d",
+        dataset="medium",
+        reward_type="sparse",
+        env_id="bench/Reacher2d-v0",
+        env_kwargs={},
         sources=(DataSource("generated", "lamo-bench/reacher2d/medium-v0"),),
-        random_score=0.0, expert_score=100.0, context_length=5, rtg_targets=(40.0, 76.0),
-        max_episode_steps=100, action_kind="continuous", paper=_REACHER, sample_ratios=(0.1, 0.3, 1.0),
+        random_score=0.0,
+        expert_score=100.0,
+        context_length=5,
+        rtg_targets=(40.0, 76.0),
+        max_episode_steps=100,
+        action_kind="continuous",
+        paper=_REACHER,
+        sample_ratios=(0.1, 0.3, 1.0),
         # RTG targets 40 and 76: paper Table 6; srzer/LaMo-2023 experiment-d4rl run.sh evaluates [76, 40].
         # They still fit the rebuilt data: its 49 episodes return 21-100, mean 40.2 (card.json), so 40 is
         # about the data's mean and 76 near its best episodes, as they were for the paper's data (mean 36).
-        notes=("Paper's own env (not D4RL), with the official model's physics (srzer/LaMo-2023 "
-               "data/data_generation_PPO/envs/assets/reacher_2d.xml; bench.envs.reacher2d). Data: the official "
-               "script's rule (test.py): episodes of a medium policy with action noise 0.1, only those with "
-               "return > 20 kept, 49 of them (paper: 36.0 over 50 episodes; ours average 40.2, the lowest an "
-               "eligible SAC checkpoint reached); behaviour policy SAC on a shaped reward instead of PPO "
-               "(bench.data.build.reacher); committed to the repo."),
+        notes=(
+            "Paper's own env (not D4RL), with the official model's physics (srzer/LaMo-2023 "
+            "data/data_generation_PPO/envs/assets/reacher_2d.xml; bench.envs.reacher2d). Data: the official "
+            "script's rule (test.py): episodes of a medium policy with action noise 0.1, only those with "
+            "return > 20 kept, 49 of them (paper: 36.0 over 50 episodes; ours average 40.2, the lowest an "
+            "eligible SAC checkpoint reached); behaviour policy SAC on a shaped reward instead of PPO "
+            "(bench.data.build.reacher); committed to the repo."
+        ),
     ),
     _maze("umaze", "PointMaze_UMaze-v3", 23.85, 161.86),
     _maze("medium", "PointMaze_Medium-v3", 13.13, 277.39),

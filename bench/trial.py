@@ -59,9 +59,16 @@ class TrialSpec:
     def definition(self) -> dict[str, Any]:
         """What defines this trial's result beyond its id: a resumed run may only reuse a stored trial whose
         definition equals the planned one (otherwise e.g. 40-step and 200-step trials would share a table)."""
-        return {"profile": self.profile, "steps": self.steps, "eval_every": self.eval_every,
-                "eval_episodes": self.eval_episodes, "report_window": self.window(), "overrides": self.overrides,
-                "dataset_hash": self.dataset_hash, "source": self.source}
+        return {
+            "profile": self.profile,
+            "steps": self.steps,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+            "report_window": self.window(),
+            "overrides": self.overrides,
+            "dataset_hash": self.dataset_hash,
+            "source": self.source,
+        }
 
     def window(self) -> int:
         if self.report_window is not None:
@@ -82,9 +89,16 @@ def _base_fields(spec: TrialSpec, run: str) -> dict[str, Any]:
     task = get_task(spec.task)
     entry = get_entry(spec.agent)
     return {
-        "run": run, "trial_id": spec.trial_id, "agent": entry.family, "variant": entry.name,
-        "task": task.name, "domain": task.domain, "reward_type": task.reward_type, "ratio": float(spec.ratio),
-        "seed": int(spec.seed), "profile": spec.profile,
+        "run": run,
+        "trial_id": spec.trial_id,
+        "agent": entry.family,
+        "variant": entry.name,
+        "task": task.name,
+        "domain": task.domain,
+        "reward_type": task.reward_type,
+        "ratio": float(spec.ratio),
+        "seed": int(spec.seed),
+        "profile": spec.profile,
     }
 
 
@@ -134,14 +148,24 @@ class _Progress:
     elapsed_s: float = 0.0
 
     def to_doc(self, spec: TrialSpec, step: int) -> dict[str, Any]:
-        return {"format": TRIAL_STATE_FORMAT, "spec": _spec_doc(spec), "step": step,
-                "rows": [asdict(r) for r in self.rows], "losses": [[k, v] for k, v in self.losses.items()],
-                "metrics": self.metrics, "elapsed_s": self.elapsed_s}
+        return {
+            "format": TRIAL_STATE_FORMAT,
+            "spec": _spec_doc(spec),
+            "step": step,
+            "rows": [asdict(r) for r in self.rows],
+            "losses": [[k, v] for k, v in self.losses.items()],
+            "metrics": self.metrics,
+            "elapsed_s": self.elapsed_s,
+        }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> _Progress:
-        return cls(rows=[EvalRow(**r) for r in doc["rows"]], losses={int(k): float(v) for k, v in doc["losses"]},
-                   metrics=list(doc["metrics"]), elapsed_s=float(doc["elapsed_s"]))
+        return cls(
+            rows=[EvalRow(**r) for r in doc["rows"]],
+            losses={int(k): float(v) for k, v in doc["losses"]},
+            metrics=list(doc["metrics"]),
+            elapsed_s=float(doc["elapsed_s"]),
+        )
 
 
 def read_trial_state(checkpoint: Path, spec: TrialSpec) -> tuple[int, _Progress]:
@@ -149,28 +173,40 @@ def read_trial_state(checkpoint: Path, spec: TrialSpec) -> tuple[int, _Progress]
     belongs to a trial defined differently (another agent, task, ratio, seed, steps, overrides ...)."""
     file = checkpoint / TRIAL_STATE_FILE
     if not file.is_file():
-        raise BenchError(f"no trial checkpoint at {checkpoint} (no {TRIAL_STATE_FILE}); accepted: a folder "
-                         f"{CHECKPOINTS_DIR}/step-N written by a trial")
+        raise BenchError(
+            f"no trial checkpoint at {checkpoint} (no {TRIAL_STATE_FILE}); accepted: a folder "
+            f"{CHECKPOINTS_DIR}/step-N written by a trial"
+        )
     try:
         doc = json.loads(file.read_text())
         if doc.get("format") != TRIAL_STATE_FORMAT:
-            raise BenchError(f"trial checkpoint {file} has format {doc.get('format')!r}; this version reads "
-                             f"format {TRIAL_STATE_FORMAT}")
+            raise BenchError(
+                f"trial checkpoint {file} has format {doc.get('format')!r}; this version reads "
+                f"format {TRIAL_STATE_FORMAT}"
+            )
         saved = doc["spec"]
         mine = _spec_doc(spec)
         differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
         if differ:
             pairs = ", ".join(f"{k} {saved.get(k)!r} vs {mine.get(k)!r}" for k in differ)
-            raise BenchError(f"checkpoint {checkpoint} belongs to a different trial ({pairs}); resume it with "
-                             "the same definition or start the trial afresh")
+            raise BenchError(
+                f"checkpoint {checkpoint} belongs to a different trial ({pairs}); resume it with "
+                "the same definition or start the trial afresh"
+            )
         return int(doc["step"]), _Progress.from_doc(doc)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise BenchError(f"cannot read trial checkpoint {file}: {type(e).__name__} {e}") from None
 
 
-def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None = None,
-              on_report: ReportCallback | None = None, *, trial_dir: Path | None = None,
-              resume: bool | Path = False) -> TrialResult:
+def run_trial(
+    spec: TrialSpec,
+    run: str = "train",
+    checkpoint_dir: Path | None = None,
+    on_report: ReportCallback | None = None,
+    *,
+    trial_dir: Path | None = None,
+    resume: bool | Path = False,
+) -> TrialResult:
     """Train and evaluate one trial. User errors propagate as BenchError; see `run_trial_safely`.
 
     With `trial_dir`, the trial checkpoints at every evaluation into `trial_dir/checkpoints/step-N/` (only
@@ -211,17 +247,19 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
     task = get_task(spec.task)
     full = load_task_dataset(task, spec.source)
     if spec.dataset_hash is not None and (loaded_hash := full.content_hash()) != spec.dataset_hash:
-        raise BenchError(f"dataset {full.metadata.get('source', task.name)} changed since the run started: content "
-                         f"hash {loaded_hash}, the run pinned {spec.dataset_hash}; accepted: the pinned data")
+        raise BenchError(
+            f"dataset {full.metadata.get('source', task.name)} changed since the run started: content "
+            f"hash {loaded_hash}, the run pinned {spec.dataset_hash}; accepted: the pinned data"
+        )
     data = subsample(full, spec.ratio, spec.seed)
     torch.manual_seed(spec.seed)
-    agent = make_agent(spec.agent, task, TaskSpec.from_task(task, full), spec.overrides, device=spec.device,
-                       seed=spec.seed)
+    agent = make_agent(
+        spec.agent, task, TaskSpec.from_task(task, full), spec.overrides, device=spec.device, seed=spec.seed
+    )
     if resume_from is not None:
         loaded = agent.load_training_state(resume_from)
         if loaded != start_step:
-            raise BenchError(f"checkpoint {resume_from}: agent state is at step {loaded}, trial state at "
-                             f"{start_step}")
+            raise BenchError(f"checkpoint {resume_from}: agent state is at step {loaded}, trial state at {start_step}")
     base = _base_fields(spec, run)
     rows, losses = progress.rows, progress.losses
     per_target: dict[float | None, list[tuple[int, float]]] = {}
@@ -238,20 +276,29 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
 
     def on_eval(step: int, _agent: Any) -> None:
         if step not in schedule:
-            raise BenchError(f"{spec.agent} evaluated at step {step}, which is not in its evaluation schedule "
-                             f"(every {spec.eval_every} of {spec.steps} steps); expected one of {schedule[:5]}...")
+            raise BenchError(
+                f"{spec.agent} evaluated at step {step}, which is not in its evaluation schedule "
+                f"(every {spec.eval_every} of {spec.steps} steps); expected one of {schedule[:5]}..."
+            )
         results = evaluate(agent, task, spec.eval_episodes, seed=spec.seed, eval_index=schedule.index(step))
         for res in results:
-            rows.append(EvalRow(
-                **base, step=step, rtg_target=res.target, score_mean=res.mean_score,
-                score_std=float(np.std(res.scores)), return_mean=res.mean_return,
-                return_std=float(np.std(res.returns)), episodes=len(res.returns), loss=losses.get(step),
-                wall_time_s=time.perf_counter() - start,
-            ))
+            rows.append(
+                EvalRow(
+                    **base,
+                    step=step,
+                    rtg_target=res.target,
+                    score_mean=res.mean_score,
+                    score_std=float(np.std(res.scores)),
+                    return_mean=res.mean_return,
+                    return_std=float(np.std(res.returns)),
+                    episodes=len(res.returns),
+                    loss=losses.get(step),
+                    wall_time_s=time.perf_counter() - start,
+                )
+            )
             per_target.setdefault(res.target, []).append((step, res.mean_score))
         if on_report is not None:
-            on_report(step, {"loss": losses.get(step, float("nan")),
-                             "score": max(r.mean_score for r in results)})
+            on_report(step, {"loss": losses.get(step, float("nan")), "score": max(r.mean_score for r in results)})
 
     def on_checkpoint(step: int, _agent: Any) -> None:
         """A whole folder or none: written under a temporary name, renamed, then older ones pruned."""
@@ -270,42 +317,69 @@ def run_trial(spec: TrialSpec, run: str = "train", checkpoint_dir: Path | None =
             shutil.rmtree(tmp, ignore_errors=True)
         _clear_checkpoints(states, keep=final_dir)
 
-    agent.fit(data, spec.steps, eval_every=spec.eval_every, on_eval=on_eval, on_log=on_log,
-              on_checkpoint=on_checkpoint if states is not None else None)
+    agent.fit(
+        data,
+        spec.steps,
+        eval_every=spec.eval_every,
+        on_eval=on_eval,
+        on_log=on_log,
+        on_checkpoint=on_checkpoint if states is not None else None,
+    )
     if checkpoint_dir is not None:
         agent.save(checkpoint_dir)
     if trial_dir is not None and progress.metrics:
         atomic_write_parquet(trial_dir / TRAIN_METRICS_FILE, pd.DataFrame(progress.metrics))
     summary = select_target(per_target, spec.window())
-    every_target = [{"target": t.target, "final": t.final, "last": t.last, "best": t.best}
-                    for t in target_summaries(per_target, spec.window())]
+    every_target = [
+        {"target": t.target, "final": t.final, "last": t.last, "best": t.best}
+        for t in target_summaries(per_target, spec.window())
+    ]
     total, trainable = agent.num_params()
     final = FinalRow(
-        **base, status="ok", rtg_target=summary.target, final_score=summary.final, last_score=summary.last,
-        best_score=summary.best, target_scores=every_target, steps=spec.steps,
+        **base,
+        status="ok",
+        rtg_target=summary.target,
+        final_score=summary.final,
+        last_score=summary.last,
+        best_score=summary.best,
+        target_scores=every_target,
+        steps=spec.steps,
         evaluations=len(per_target[summary.target]),
-        wall_time_s=time.perf_counter() - start, params_total=total, params_trainable=trainable,
-        dataset_hash=data.content_hash(), dataset_source=str(full.metadata.get("source", "")),
-        extra={"report_window": spec.window(), "definition": spec.definition(), "config": agent.config.to_dict(),
-               "episodes_kept": data.num_episodes, "transitions_kept": data.num_transitions,
-               "resumed_from_step": start_step or None},
+        wall_time_s=time.perf_counter() - start,
+        params_total=total,
+        params_trainable=trainable,
+        dataset_hash=data.content_hash(),
+        dataset_source=str(full.metadata.get("source", "")),
+        extra={
+            "report_window": spec.window(),
+            "definition": spec.definition(),
+            "config": agent.config.to_dict(),
+            "episodes_kept": data.num_episodes,
+            "transitions_kept": data.num_transitions,
+            "resumed_from_step": start_step or None,
+        },
     )
     return TrialResult(rows, final)
 
 
-def run_trial_safely(spec: TrialSpec, store: RunStore, run: str,
-                     on_report: ReportCallback | None = None, resume: bool = False) -> FinalRow:
+def run_trial_safely(
+    spec: TrialSpec, store: RunStore, run: str, on_report: ReportCallback | None = None, resume: bool = False
+) -> FinalRow:
     """Run a trial and record it in the store; a failure is recorded as a failed row with its error.
     `resume` continues an interrupted trial from its last mid-trial checkpoint (see `run_trial`)."""
     start = time.perf_counter()
     try:
-        result = run_trial(spec, run, on_report=on_report, trial_dir=store.trial_dir(spec.trial_id),
-                           resume=resume)
+        result = run_trial(spec, run, on_report=on_report, trial_dir=store.trial_dir(spec.trial_id), resume=resume)
     except Exception as e:
         message = str(e) if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
-        final = FinalRow(**_base_fields(spec, run), status="failed", error=message.splitlines()[0][:500],
-                         steps=spec.steps, wall_time_s=time.perf_counter() - start,
-                         extra={"traceback": traceback.format_exc()[-4000:], "definition": spec.definition()})
+        final = FinalRow(
+            **_base_fields(spec, run),
+            status="failed",
+            error=message.splitlines()[0][:500],
+            steps=spec.steps,
+            wall_time_s=time.perf_counter() - start,
+            extra={"traceback": traceback.format_exc()[-4000:], "definition": spec.definition()},
+        )
         store.write_trial(spec.trial_id, [], final)
         return final
     store.write_trial(spec.trial_id, result.evals, result.final)

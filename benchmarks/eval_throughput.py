@@ -37,31 +37,46 @@ REQUIRED_SPEEDUP = 5.0
 def _row(result: EvalResult) -> dict[str, Any]:
     episodes = len(result.returns)
     return {
-        "wall_s": round(result.wall_time_s, 4), "episodes": episodes, "env_steps": result.env_steps,
+        "wall_s": round(result.wall_time_s, 4),
+        "episodes": episodes,
+        "env_steps": result.env_steps,
         "episodes_per_s": round(episodes / result.wall_time_s, 3),
         "env_steps_per_s": round(result.env_steps / result.wall_time_s, 1),
         "mean_return": result.mean_return,
     }
 
 
-def run(task_name: str, episodes: int, max_steps: int, context_length: int | None, seed: int,
-        device: str) -> dict[str, Any]:
+def run(
+    task_name: str, episodes: int, max_steps: int, context_length: int | None, seed: int, device: str
+) -> dict[str, Any]:
     k = context_length or get_task(task_name).context_length
     task, agent, results = eval_comparison(task_name, episodes, max_steps, k, seed, device)
     target = task.rtg_targets[0]
     base = results["sequential_window"].wall_time_s
     speedup = {name: round(base / r.wall_time_s, 2) for name, r in results.items() if name != "sequential_window"}
     same = results["sequential_window"].lengths == results["batched_window"].lengths
-    return_gap = float(np.max(np.abs(np.subtract(results["sequential_window"].returns,
-                                                 results["batched_window"].returns))))
+    return_gap = float(
+        np.max(np.abs(np.subtract(results["sequential_window"].returns, results["batched_window"].returns)))
+    )
     return {
         "setting": {
-            "task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
-            "context_length": task.context_length, "episodes": episodes, "max_episode_steps": max_steps,
-            "rtg_target": target, "seed": seed, "policy": "untrained DT (paper baseline config)",
-            "params": agent.num_params()[0], "device": device, "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or "unknown", "cpu_count": os.cpu_count(),
+            "task": task.name,
+            "env_id": task.env_id,
+            "env_kwargs": task.env_kwargs,
+            "context_length": task.context_length,
+            "episodes": episodes,
+            "max_episode_steps": max_steps,
+            "rtg_target": target,
+            "seed": seed,
+            "policy": "untrained DT (paper baseline config)",
+            "params": agent.num_params()[0],
+            "device": device,
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "processor": platform.processor() or "unknown",
+            "cpu_count": os.cpu_count(),
         },
         "evaluators": {name: _row(r) for name, r in results.items()},
         "speedup_vs_sequential": speedup,
@@ -92,16 +107,22 @@ def main(argv: list[str] | None = None) -> int:
     doc = run(args.task, args.episodes, args.max_steps, args.context_length, args.seed, args.device)
     atomic_write_json(args.out, doc)
     s = doc["setting"]
-    print(f"{s['task']} ({s['env_id']}), K={s['context_length']}, {s['episodes']} episodes x {s['max_episode_steps']} "
-          f"steps, {s['device']}, {s['torch_threads']} thread(s)")
+    print(
+        f"{s['task']} ({s['env_id']}), K={s['context_length']}, {s['episodes']} episodes x {s['max_episode_steps']} "
+        f"steps, {s['device']}, {s['torch_threads']} thread(s)"
+    )
     for name, row in doc["evaluators"].items():
-        print(f"  {name:18s} {row['wall_s']:8.2f} s  {row['episodes_per_s']:8.2f} episodes/s  "
-              f"{row['env_steps_per_s']:9.1f} env steps/s")
+        print(
+            f"  {name:18s} {row['wall_s']:8.2f} s  {row['episodes_per_s']:8.2f} episodes/s  "
+            f"{row['env_steps_per_s']:9.1f} env steps/s"
+        )
     for name, ratio in doc["speedup_vs_sequential"].items():
         verdict = "meets" if doc["meets_required_speedup"][name] else "below"
         print(f"  speedup {name} / sequential_window: {ratio:.1f}x ({verdict} {REQUIRED_SPEEDUP:.0f}x)")
-    print(f"  batched evaluator (cached) >= {REQUIRED_SPEEDUP:.0f}x: {'PASS' if doc['passed'] else 'FAIL'}; "
-          f"wrote {args.out}")
+    print(
+        f"  batched evaluator (cached) >= {REQUIRED_SPEEDUP:.0f}x: {'PASS' if doc['passed'] else 'FAIL'}; "
+        f"wrote {args.out}"
+    )
     return 0 if doc["passed"] else 1
 
 

@@ -66,9 +66,12 @@ def _action_gap(window: list[np.ndarray], cached: list[np.ndarray], k: int) -> d
     steps = min(len(window), len(cached))
     gaps = [float(np.abs(window[t] - cached[t]).max()) for t in range(steps)]
     first = next((t for t, g in enumerate(gaps) if g > 1e-5), steps)
-    return {"max_abs_gap_before_k": max(gaps[:k], default=0.0), "first_step_differing": first,
-            "max_abs_gap_at_first_difference": gaps[first] if first < steps else 0.0,
-            "mean_abs_gap_from_k": float(np.mean(gaps[k:])) if steps > k else 0.0}
+    return {
+        "max_abs_gap_before_k": max(gaps[:k], default=0.0),
+        "first_step_differing": first,
+        "max_abs_gap_at_first_difference": gaps[first] if first < steps else 0.0,
+        "mean_abs_gap_from_k": float(np.mean(gaps[k:])) if steps > k else 0.0,
+    }
 
 
 def run(checkpoint: Path, episodes: int, seed: int) -> dict[str, Any]:
@@ -77,27 +80,43 @@ def run(checkpoint: Path, episodes: int, seed: int) -> dict[str, Any]:
     modes: dict[str, Any] = {}
     actions: dict[str, dict[str, list[np.ndarray]]] = {"window": {}, "cached": {}}
     for mode in ("window", "cached"):
+
         def factory(n: int, t: float | None, m: str = mode) -> RecordingPolicy:
             log = actions[m].setdefault(str(t), [])
             return RecordingPolicy(agent.make_policy(n, t, mode=m), log)  # type: ignore[arg-type]
 
         results = evaluate(agent, task, episodes, seed, policy_factory=factory)  # type: ignore[arg-type]
-        modes[mode] = {str(r.target): {"score_mean": float(np.mean(r.scores)), "score_std": float(np.std(r.scores)),
-                                      "scores": list(r.scores), "seeds": list(r.seeds),
-                                      "wall_s": round(r.wall_time_s, 2)} for r in results}
+        modes[mode] = {
+            str(r.target): {
+                "score_mean": float(np.mean(r.scores)),
+                "score_std": float(np.std(r.scores)),
+                "scores": list(r.scores),
+                "seeds": list(r.seeds),
+                "wall_s": round(r.wall_time_s, 2),
+            }
+            for r in results
+        }
     diffs = {}
     for target, w in modes["window"].items():
         c = modes["cached"][target]
         assert w["seeds"] == c["seeds"]
         gap = np.subtract(c["scores"], w["scores"])
-        diffs[target] = {"mean_cached_minus_window": float(gap.mean()), "max_abs_episode_gap": float(
-            np.abs(gap).max()), "episodes_identical": int((gap == 0).sum()),
-            **_action_gap(actions["window"][target], actions["cached"][target], agent.config.context_length)}
+        diffs[target] = {
+            "mean_cached_minus_window": float(gap.mean()),
+            "max_abs_episode_gap": float(np.abs(gap).max()),
+            "episodes_identical": int((gap == 0).sum()),
+            **_action_gap(actions["window"][target], actions["cached"][target], agent.config.context_length),
+        }
     return {
-        "checkpoint": str(checkpoint), "task": task.name, "episodes": episodes, "seed": seed,
-        "context_length": agent.config.context_length, "max_episode_steps": task.max_episode_steps,
+        "checkpoint": str(checkpoint),
+        "task": task.name,
+        "episodes": episodes,
+        "seed": seed,
+        "context_length": agent.config.context_length,
+        "max_episode_steps": task.max_episode_steps,
         "config": {k: agent.config.to_dict()[k] for k in ("lm_source", "lm_layers", "batch_size", "lm_block_size")},
-        "modes": modes, "cached_minus_window": diffs,
+        "modes": modes,
+        "cached_minus_window": diffs,
     }
 
 
@@ -117,12 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, out)
     for target, d in out["cached_minus_window"].items():
         w, c = out["modes"]["window"][target], out["modes"]["cached"][target]
-        print(f"target {target}: window {w['score_mean']:.2f} ± {w['score_std']:.2f} ({w['wall_s']} s), "
-              f"cached {c['score_mean']:.2f} ± {c['score_std']:.2f} ({c['wall_s']} s), "
-              f"mean gap {d['mean_cached_minus_window']:+.2f}, identical episodes {d['episodes_identical']}"
-              f"/{out['episodes']}; actions: max gap before K {d['max_abs_gap_before_k']:.1e}, first differing "
-              f"step {d['first_step_differing']} (gap {d['max_abs_gap_at_first_difference']:.3f}), mean gap from "
-              f"K {d['mean_abs_gap_from_k']:.3f}")
+        print(
+            f"target {target}: window {w['score_mean']:.2f} ± {w['score_std']:.2f} ({w['wall_s']} s), "
+            f"cached {c['score_mean']:.2f} ± {c['score_std']:.2f} ({c['wall_s']} s), "
+            f"mean gap {d['mean_cached_minus_window']:+.2f}, identical episodes {d['episodes_identical']}"
+            f"/{out['episodes']}; actions: max gap before K {d['max_abs_gap_before_k']:.1e}, first differing "
+            f"step {d['first_step_differing']} (gap {d['max_abs_gap_at_first_difference']:.3f}), mean gap from "
+            f"K {d['mean_abs_gap_from_k']:.3f}"
+        )
     print(f"written {args.out}")
     return 0
 

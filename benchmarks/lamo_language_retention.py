@@ -58,10 +58,15 @@ def random_reacher(episodes: int = 20, seed: int = 0) -> TrajectoryDataset:
             rows["rewards"].append(reward)
             done = bool(terminated or truncated)
         n = len(rows["rewards"])
-        out.append({"observations": np.asarray(rows["observations"], np.float32),
-                    "actions": np.asarray(rows["actions"], np.float32),
-                    "rewards": np.asarray(rows["rewards"], np.float32), "terminals": np.zeros(n, bool),
-                    "timeouts": np.arange(n) == n - 1})
+        out.append(
+            {
+                "observations": np.asarray(rows["observations"], np.float32),
+                "actions": np.asarray(rows["actions"], np.float32),
+                "rewards": np.asarray(rows["rewards"], np.float32),
+                "terminals": np.zeros(n, bool),
+                "timeouts": np.arange(n) == n - 1,
+            }
+        )
     env.close()
     return TrajectoryDataset.from_episodes(out, name="reacher2d-random")
 
@@ -91,22 +96,40 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     task = get_task("reacher2d-medium")
     dataset = task_dataset()
-    overrides = {"lm_layers": args.lm_layers, "learning_rate": args.lr, "warmup_steps": 5,
-                 "batch_size": args.batch_size, "lm_block_size": args.lm_block_size}
+    overrides = {
+        "lm_layers": args.lm_layers,
+        "learning_rate": args.lr,
+        "warmup_steps": 5,
+        "batch_size": args.batch_size,
+        "lm_block_size": args.lm_block_size,
+    }
     start = time.perf_counter()
-    result = language_retention(task, dataset, steps=args.steps, overrides=overrides, eval_blocks=args.eval_blocks,
-                                seed=args.seed, log_every=max(1, args.steps // 6),
-                                progress=lambda msg: print(msg, flush=True))
-    result.update({
-        "benchmark": "lamo_language_retention", "command": " ".join([sys.executable, *sys.argv]),
-        "wall_seconds": round(time.perf_counter() - start, 1), "threads": args.threads,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
-    })
+    result = language_retention(
+        task,
+        dataset,
+        steps=args.steps,
+        overrides=overrides,
+        eval_blocks=args.eval_blocks,
+        seed=args.seed,
+        log_every=max(1, args.steps // 6),
+        progress=lambda msg: print(msg, flush=True),
+    )
+    result.update(
+        {
+            "benchmark": "lamo_language_retention",
+            "command": " ".join([sys.executable, *sys.argv]),
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "threads": args.threads,
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
+        }
+    )
     print()
     print(f"{'lm_loss_weight':>14} {'ppl before':>11} {'ppl after':>10} {'ratio':>7} {'decision loss':>20}")
     for run in result["runs"]:
-        print(f"{run['lm_loss_weight']:>14} {result['perplexity_before']:>11.3f} {run['perplexity_after']:>10.3f} "
-              f"{run['perplexity_ratio']:>7.3f} {run['decision_loss_first']:>9.4f} -> {run['decision_loss_last']:.4f}")
+        print(
+            f"{run['lm_loss_weight']:>14} {result['perplexity_before']:>11.3f} {run['perplexity_after']:>10.3f} "
+            f"{run['perplexity_ratio']:>7.3f} {run['decision_loss_first']:>9.4f} -> {run['decision_loss_last']:.4f}"
+        )
     out = args.out or reports_root() / "perf" / "lamo_language_retention.json"
     atomic_write_json(out, result)
     print(f"wrote {out}")

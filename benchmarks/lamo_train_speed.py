@@ -55,12 +55,15 @@ def _dataset(seed: int = 0) -> Any:
     episodes = []
     for _ in range(20):
         n = 200
-        episodes.append({
-            "observations": rng.normal(size=(n, 17)).astype(np.float32),
-            "actions": rng.uniform(-1, 1, size=(n, 6)).astype(np.float32),
-            "rewards": rng.normal(size=n).astype(np.float32),
-            "terminals": np.zeros(n, bool), "timeouts": np.arange(n) == n - 1,
-        })
+        episodes.append(
+            {
+                "observations": rng.normal(size=(n, 17)).astype(np.float32),
+                "actions": rng.uniform(-1, 1, size=(n, 6)).astype(np.float32),
+                "rewards": rng.normal(size=n).astype(np.float32),
+                "terminals": np.zeros(n, bool),
+                "timeouts": np.arange(n) == n - 1,
+            }
+        )
     return TrajectoryDataset.from_episodes(episodes, name="synthetic-halfcheetah")
 
 
@@ -73,8 +76,9 @@ def gpt2_small_standin(folder: Path) -> str:
     if not (folder / "config.json").is_file():
         tokenizer = load_tokenizer("smollm2-135m")
         torch.manual_seed(0)
-        config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
-                            eos_token_id=tokenizer.eos_token_id)  # GPT-2 small: 12 x 768, 12 heads, 1024 positions
+        config = GPT2Config(
+            vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id
+        )  # GPT-2 small: 12 x 768, 12 heads, 1024 positions
         GPT2LMHeadModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return str(folder)
@@ -115,14 +119,25 @@ def _measure(row: dict[str, Any]) -> dict[str, Any]:
     task = get_task(TASK_NAME)
     dataset = _dataset()
     device = row["device"]
-    overrides = {"lm_source": row["lm_source"], "lm_layers": row["lm_layers"], "batch_size": row["batch_size"],
-                 "context_length": row["context_length"], "lm_loss_weight": row["lm_loss_weight"],
-                 "lm_block_size": row["lm_block_size"], "lm_batch_size": row.get("lm_batch_size", 2),
-                 "warmup_steps": 1, "compile": row.get("compile", False),
-                 "amp": row.get("amp", True)}
+    overrides = {
+        "lm_source": row["lm_source"],
+        "lm_layers": row["lm_layers"],
+        "batch_size": row["batch_size"],
+        "context_length": row["context_length"],
+        "lm_loss_weight": row["lm_loss_weight"],
+        "lm_block_size": row["lm_block_size"],
+        "lm_batch_size": row.get("lm_batch_size", 2),
+        "warmup_steps": 1,
+        "compile": row.get("compile", False),
+        "amp": row.get("amp", True),
+    }
     start = time.perf_counter()
-    agent = LaMoAgent(LaMoAgent.default_config(task).with_overrides(overrides), TaskSpec.from_task(task, dataset),
-                      device=device, seed=0)
+    agent = LaMoAgent(
+        LaMoAgent.default_config(task).with_overrides(overrides),
+        TaskSpec.from_task(task, dataset),
+        device=device,
+        seed=0,
+    )
     if row["lm_loss_weight"] > 0:
         _ = agent.corpus  # built or read from its cache outside the timing
     build_s = time.perf_counter() - start
@@ -138,9 +153,15 @@ def _measure(row: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     total, trainable = agent.num_params()
-    out = {**row, "build_s": round(build_s, 2), "timed_s": round(seconds, 2),
-           "steps_per_s": round(row["steps"] / seconds, 4), "s_per_step": round(seconds / row["steps"], 3),
-           "params_total": total, "params_trainable": trainable}
+    out = {
+        **row,
+        "build_s": round(build_s, 2),
+        "timed_s": round(seconds, 2),
+        "steps_per_s": round(row["steps"] / seconds, 4),
+        "s_per_step": round(seconds / row["steps"], 3),
+        "params_total": total,
+        "params_trainable": trainable,
+    }
     if cuda:
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     else:
@@ -159,8 +180,12 @@ def measure_eval(threads: int, device: str, num_envs: int = 10, timed: int = 3) 
 
     task = get_task(TASK_NAME)
     dataset = _dataset()
-    agent = LaMoAgent(LaMoAgent.default_config(task).with_overrides({"lm_loss_weight": 0.0}),
-                      TaskSpec.from_task(task, dataset), device=device, seed=0)
+    agent = LaMoAgent(
+        LaMoAgent.default_config(task).with_overrides({"lm_loss_weight": 0.0}),
+        TaskSpec.from_task(task, dataset),
+        device=device,
+        seed=0,
+    )
     rng = np.random.default_rng(0)
     result: dict[str, Any] = {"num_envs": num_envs, "context_length": 20, "device": device, "threads": threads}
     for mode in ("cached", "window"):
@@ -188,28 +213,62 @@ def grid(threads: int, quick: bool, cuda: bool, standin: str | None) -> list[dic
             for weight in (0.1, 0.0):
                 full_big = lm_layers is None and batch == 64
                 steps = 1 if quick else (2 if full_big else (3 if lm_layers is None else 5))
-                rows.append({"device": "cpu", "threads": threads, "lm_source": "smollm2-135m", "lm_layers": lm_layers,
-                             "batch_size": batch, "context_length": k, "lm_block_size": block,
-                             "lm_loss_weight": weight, "steps": steps})
+                rows.append(
+                    {
+                        "device": "cpu",
+                        "threads": threads,
+                        "lm_source": "smollm2-135m",
+                        "lm_layers": lm_layers,
+                        "batch_size": batch,
+                        "context_length": k,
+                        "lm_block_size": block,
+                        "lm_loss_weight": weight,
+                        "steps": steps,
+                    }
+                )
     # The quick profile's own backbone (2 blocks), with language batches from 2 x 256 tokens down to 1 x 128.
     for block, lm_batch, weight in ((256, 2, 0.1), (128, 2, 0.1), (128, 1, 0.1), (256, 2, 0.0)):
-        rows.append({"device": "cpu", "threads": threads, "lm_source": "smollm2-135m", "lm_layers": 2,
-                     "batch_size": 16, "context_length": 5, "lm_block_size": block, "lm_batch_size": lm_batch,
-                     "lm_loss_weight": weight, "steps": 1 if quick else 10})
+        rows.append(
+            {
+                "device": "cpu",
+                "threads": threads,
+                "lm_source": "smollm2-135m",
+                "lm_layers": 2,
+                "batch_size": 16,
+                "context_length": 5,
+                "lm_block_size": block,
+                "lm_batch_size": lm_batch,
+                "lm_loss_weight": weight,
+                "steps": 1 if quick else 10,
+            }
+        )
     if cuda:
         for source, layers in ((standin, None), ("smollm2-135m", None)):
             for weight in (0.1, 0.0):
-                rows.append({"device": "cuda", "threads": threads, "lm_source": source, "lm_layers": layers,
-                             "batch_size": 64, "context_length": 20, "lm_block_size": 1024,
-                             "lm_loss_weight": weight, "steps": 20, "amp": True})
+                rows.append(
+                    {
+                        "device": "cuda",
+                        "threads": threads,
+                        "lm_source": source,
+                        "lm_layers": layers,
+                        "batch_size": 64,
+                        "context_length": 20,
+                        "lm_block_size": 1024,
+                        "lm_loss_weight": weight,
+                        "steps": 20,
+                        "amp": True,
+                    }
+                )
     return rows
 
 
 def _label(row: dict[str, Any]) -> str:
     source = "gpt2-small(random)" if str(row["lm_source"]).endswith("gpt2-small-standin") else row["lm_source"]
     layers = "all" if row["lm_layers"] is None else row["lm_layers"]
-    return f"{row['device']} {source} layers={layers} B={row['batch_size']} K={row['context_length']} " \
-           f"lambda={row['lm_loss_weight']} lm={row.get('lm_batch_size', 2)}x{row['lm_block_size']}"
+    return (
+        f"{row['device']} {source} layers={layers} B={row['batch_size']} K={row['context_length']} "
+        f"lambda={row['lm_loss_weight']} lm={row.get('lm_batch_size', 2)}x{row['lm_block_size']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,10 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one timed step per configuration")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default reports/perf/...)")
     parser.add_argument("--select", default="", help="only the rows whose label contains this text")
-    parser.add_argument("--merge", action="store_true",
-                        help="update the rows (and evaluation) measured now in the existing JSON, keep the others")
-    parser.add_argument("--memory-margin-gb", type=float, default=2.0,
-                        help="each measurement may use the memory available at its start minus this margin")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="update the rows (and evaluation) measured now in the existing JSON, keep the others",
+    )
+    parser.add_argument(
+        "--memory-margin-gb",
+        type=float,
+        default=2.0,
+        help="each measurement may use the memory available at its start minus this margin",
+    )
     args = parser.parse_args(argv)
     from bench.atomic import atomic_write_json
     from bench.paths import reports_root
@@ -247,22 +313,37 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in result:
             print(f"{row['label']:<75} {result['error']}", flush=True)
             continue
-        memory = f"peak CUDA {result['peak_cuda_mb']} MiB" if "peak_cuda_mb" in result else \
-            f"peak RSS {result['peak_rss_mb']} MiB (+{result['training_extra_mb']} over the built agent)"
+        memory = (
+            f"peak CUDA {result['peak_cuda_mb']} MiB"
+            if "peak_cuda_mb" in result
+            else f"peak RSS {result['peak_rss_mb']} MiB (+{result['training_extra_mb']} over the built agent)"
+        )
         print(f"{row['label']:<75} {result['steps_per_s']:8.4f} steps/s  {memory}", flush=True)
     evaluation: dict[str, Any] | None = None
     if not args.no_eval:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             evaluation = pool.submit(measure_eval, args.threads, "cpu").result()
-        print(f"evaluation (full SmolLM2, 10 episodes, K=20): window {evaluation['window_s_per_act']} s/act, "
-              f"cached {evaluation['cached_s_per_act']} s/act ({evaluation['window_over_cached']}x)", flush=True)
+        print(
+            f"evaluation (full SmolLM2, 10 episodes, K=20): window {evaluation['window_s_per_act']} s/act, "
+            f"cached {evaluation['cached_s_per_act']} s/act ({evaluation['window_over_cached']}x)",
+            flush=True,
+        )
     report: dict[str, Any] = {
-        "benchmark": "lamo_train_speed", "task_shape": TASK_NAME, "command": " ".join([sys.executable, *sys.argv]),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-        "notes": ("steps/s of LaMoAgent.fit after one warm-up step; CPU memory is peak RSS of a fresh process; "
-                  "GPU rows use bf16 autocast and a random-weight GPT-2 small stand-in for gpt2"),
-        "rows": results, "evaluation": evaluation,
+        "benchmark": "lamo_train_speed",
+        "task_shape": TASK_NAME,
+        "command": " ".join([sys.executable, *sys.argv]),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+        "notes": (
+            "steps/s of LaMoAgent.fit after one warm-up step; CPU memory is peak RSS of a fresh process; "
+            "GPU rows use bf16 autocast and a random-weight GPT-2 small stand-in for gpt2"
+        ),
+        "rows": results,
+        "evaluation": evaluation,
     }
     if args.merge and out.is_file():
         previous = json.loads(out.read_text())

@@ -25,12 +25,21 @@ def main() -> None:
     args = parser.parse_args()
     r = measure_sampler(transitions=args.transitions, batch=args.batch, k=args.k, seconds=args.seconds)
     vec, loop = r["vectorised_windows_per_s"], r["reference_loop_windows_per_s"]
-    doc = {"benchmark": "sampler_throughput", "transitions": args.transitions, "batch": args.batch, "k": args.k,
-           "vectorised_windows_per_s": round(vec), "reference_loop_windows_per_s": round(loop),
-           "speedup": round(vec / loop, 1), "device": f"CPU ({platform.processor() or platform.machine()})"}
+    doc = {
+        "benchmark": "sampler_throughput",
+        "transitions": args.transitions,
+        "batch": args.batch,
+        "k": args.k,
+        "vectorised_windows_per_s": round(vec),
+        "reference_loop_windows_per_s": round(loop),
+        "speedup": round(vec / loop, 1),
+        "device": f"CPU ({platform.processor() or platform.machine()})",
+    }
     atomic_write_json(args.out, doc)
-    print(f"windows/s: vectorised {vec:,.0f}, reference loop {loop:,.0f} ({vec / loop:.1f}x) "
-          f"[{args.transitions:,} transitions, batch {args.batch}, K={args.k}] -> {args.out}")
+    print(
+        f"windows/s: vectorised {vec:,.0f}, reference loop {loop:,.0f} ({vec / loop:.1f}x) "
+        f"[{args.transitions:,} transitions, batch {args.batch}, K={args.k}] -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ torch.set_num_threads(1)
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def make_episodes(num: int, obs_dim: int = 3, act_dim: int = 2, seed: int = 0,
-                  min_len: int = 5, max_len: int = 30) -> list[dict[str, np.ndarray]]:
+def make_episodes(
+    num: int, obs_dim: int = 3, act_dim: int = 2, seed: int = 0, min_len: int = 5, max_len: int = 30
+) -> list[dict[str, np.ndarray]]:
     """Random episodes of varying length; the last one ends by timeout, the others by termination."""
     rng = np.random.default_rng(seed)
     episodes = []
@@ -32,12 +33,15 @@ def make_episodes(num: int, obs_dim: int = 3, act_dim: int = 2, seed: int = 0,
             term[-1] = True
         else:
             tout[-1] = True
-        episodes.append({
-            "observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
-            "actions": rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
-            "rewards": rng.normal(size=n).astype(np.float32),
-            "terminals": term, "timeouts": tout,
-        })
+        episodes.append(
+            {
+                "observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
+                "actions": rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+                "rewards": rng.normal(size=n).astype(np.float32),
+                "terminals": term,
+                "timeouts": tout,
+            }
+        )
     return episodes
 
 
@@ -55,8 +59,9 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def reacher_rollouts(num: int, act: Callable[[np.ndarray], np.ndarray],
-                     reset_seed: Callable[[int], int]) -> list[dict[str, np.ndarray]]:
+def reacher_rollouts(
+    num: int, act: Callable[[np.ndarray], np.ndarray], reset_seed: Callable[[int], int]
+) -> list[dict[str, np.ndarray]]:
     """Reacher2d episodes (100 steps, ending by timeout) of policy `act` in the real environment; episode i
     starts from `reset_seed(i)`. The one rollout loop behind every Reacher test dataset below."""
     from bench.envs.factory import make_env
@@ -76,9 +81,15 @@ def reacher_rollouts(num: int, act: Callable[[np.ndarray], np.ndarray],
             rews.append(r)
             done = term or trunc
         n = len(rews)
-        episodes.append({"observations": np.array(rows, np.float32), "actions": np.array(acts),
-                         "rewards": np.array(rews, np.float32), "terminals": np.zeros(n, bool),
-                         "timeouts": np.arange(n) == n - 1})
+        episodes.append(
+            {
+                "observations": np.array(rows, np.float32),
+                "actions": np.array(acts),
+                "rewards": np.array(rews, np.float32),
+                "terminals": np.zeros(n, bool),
+                "timeouts": np.arange(n) == n - 1,
+            }
+        )
     env.close()
     return episodes
 
@@ -94,8 +105,7 @@ def linear_reacher_dataset(episodes: int = 12, seed: int = 0) -> TrajectoryDatas
     observations, so sequence models have something to fit (DT, LaMo)."""
     rng = np.random.default_rng(seed)
     weights = rng.normal(scale=0.5, size=(12, 2))
-    eps = reacher_rollouts(episodes, lambda obs: np.tanh(obs @ weights + 0.05 * rng.normal(size=2)),
-                           lambda i: 1000 + i)
+    eps = reacher_rollouts(episodes, lambda obs: np.tanh(obs @ weights + 0.05 * rng.normal(size=2)), lambda i: 1000 + i)
     return TrajectoryDataset.from_episodes(eps, name="reacher2d-test")
 
 
@@ -103,8 +113,9 @@ def controller_reacher_dataset(episodes: int = 4, seed: int = 0) -> TrajectoryDa
     """A random linear-tanh controller plus clipped action noise 0.1 (the d3rlpy agents' BC-fittable data)."""
     rng = np.random.default_rng(seed)
     gain = rng.normal(scale=0.7, size=(12, 2))
-    eps = reacher_rollouts(episodes, lambda obs: np.clip(np.tanh(obs @ gain) + 0.1 * rng.normal(size=2), -1, 1),
-                           lambda i: seed * 100 + i)
+    eps = reacher_rollouts(
+        episodes, lambda obs: np.clip(np.tanh(obs @ gain) + 0.1 * rng.normal(size=2), -1, 1), lambda i: seed * 100 + i
+    )
     return TrajectoryDataset.from_episodes(eps, name="reacher2d-rollouts")
 
 
@@ -123,15 +134,25 @@ def write_minari(root: Path, dataset_id: str, episodes: list[dict[str, np.ndarra
     buffers = []
     for i, e in enumerate(episodes):
         final_obs = np.zeros((1, obs_dim), np.float32)
-        buffers.append(EpisodeBuffer(
-            id=i, observations=np.concatenate([e["observations"], final_obs]), actions=e["actions"],
-            rewards=e["rewards"], terminations=e["terminals"], truncations=e["timeouts"], infos={},
-        ))
+        buffers.append(
+            EpisodeBuffer(
+                id=i,
+                observations=np.concatenate([e["observations"], final_obs]),
+                actions=e["actions"],
+                rewards=e["rewards"],
+                terminations=e["terminals"],
+                truncations=e["timeouts"],
+                infos={},
+            )
+        )
     old = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(root)
     try:
         minari.create_dataset_from_buffers(
-            dataset_id, buffers, algorithm_name="random", author="tests",
+            dataset_id,
+            buffers,
+            algorithm_name="random",
+            author="tests",
             observation_space=gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
             action_space=gym.spaces.Box(-1, 1, (act_dim,), np.float32),
         )
@@ -143,8 +164,7 @@ def write_minari(root: Path, dataset_id: str, episodes: list[dict[str, np.ndarra
 
 
 def bench_cli(*args: str, env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env,
-                          **kw)  # type: ignore[call-overload]
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env, **kw)  # type: ignore[call-overload]
 
 
 def cli_env(data_root: Path, results: Path) -> dict[str, str]:

@@ -39,8 +39,14 @@ WORDS = "the arm reaches for the target and the policy learns from offline data 
 #: defaults (slow, but still checked).
 TINY: dict[str, dict[str, Any]] = {
     "dt": {"n_layer": 1, "hidden_size": 16, "batch_size": 4, "warmup_steps": 1, "max_timestep": 200},
-    "lamo": {"lm_layers": None, "lm_block_size": 8, "lm_batch_size": 1, "batch_size": 4, "warmup_steps": 1,
-             "max_timestep": 200},
+    "lamo": {
+        "lm_layers": None,
+        "lm_block_size": 8,
+        "lm_batch_size": 1,
+        "batch_size": 4,
+        "warmup_steps": 1,
+        "max_timestep": 200,
+    },
     "cql": {"batch_size": 8, "hidden_units": (16, 16)},
     "bc": {"batch_size": 8, "hidden_units": (16, 16)},
     "iql": {"batch_size": 8, "hidden_units": (16, 16)},
@@ -58,8 +64,9 @@ def tiny_lm(folder: Path) -> Path:
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<eos>")
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(vocab), n_embd=16, n_layer=2, n_head=2, n_positions=64,
-                        bos_token_id=1, eos_token_id=1)
+    config = GPT2Config(
+        vocab_size=len(vocab), n_embd=16, n_layer=2, n_head=2, n_positions=64, bos_token_id=1, eos_token_id=1
+    )
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -110,7 +117,8 @@ def test_agent_contract(name: str, dataset: TrajectoryDataset, lm_setup: dict[st
     assert issubclass(cls, Agent), f"{entry.target} is not an Agent subclass"
     assert entry.return_conditioned == cls.return_conditioned, (
         f"registry entry {name} says return_conditioned={entry.return_conditioned}, {cls.__name__} says "
-        f"{cls.return_conditioned}")
+        f"{cls.return_conditioned}"
+    )
     assert cls.name == entry.family, f"{cls.__name__}.name {cls.name!r} must be its registry family {entry.family!r}"
 
     # build from config
@@ -122,8 +130,13 @@ def test_agent_contract(name: str, dataset: TrajectoryDataset, lm_setup: dict[st
     # fit with callbacks at the documented points
     logged: list[tuple[int, dict[str, float]]] = []
     evaluated: list[int] = []
-    agent.fit(dataset, 2, eval_every=1, on_eval=lambda step, a: evaluated.append(step),
-              on_log=lambda step, m: logged.append((step, m)))
+    agent.fit(
+        dataset,
+        2,
+        eval_every=1,
+        on_eval=lambda step, a: evaluated.append(step),
+        on_log=lambda step, m: logged.append((step, m)),
+    )
     assert evaluated == [1, 2], f"on_eval must be called every eval_every steps and at the end, got {evaluated}"
     assert [s for s, _ in logged] == [1, 2] and all(np.isfinite(m["loss"]) for _, m in logged), logged
 
@@ -150,8 +163,7 @@ def test_agent_contract(name: str, dataset: TrajectoryDataset, lm_setup: dict[st
     assert loaded.num_params() == (total, trainable)
 
 
-def test_load_agent_finds_trial_folders_and_refuses_non_checkpoints(dataset: TrajectoryDataset,
-                                                                     tmp_path: Path) -> None:
+def test_load_agent_finds_trial_folders_and_refuses_non_checkpoints(dataset: TrajectoryDataset, tmp_path: Path) -> None:
     spec = TaskSpec.from_task(TASK, dataset)
     agent = make_agent("bc", TASK, spec, TINY["bc"], seed=1)
     agent.fit(dataset, 1)
@@ -170,8 +182,10 @@ def test_load_agent_finds_trial_folders_and_refuses_non_checkpoints(dataset: Tra
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(BenchError, match="not a lamo-bench agent checkpoint"):
         load_agent(tmp_path / "other.pt")
-    torch.save({**torch.load(tmp_path / "trial" / "checkpoint" / "d3rlpy_agent.pt", weights_only=True),
-                "agent": "nope"}, tmp_path / "unknown.pt")
+    torch.save(
+        {**torch.load(tmp_path / "trial" / "checkpoint" / "d3rlpy_agent.pt", weights_only=True), "agent": "nope"},
+        tmp_path / "unknown.pt",
+    )
     with pytest.raises(BenchError, match="unknown agent 'nope'"):
         load_agent(tmp_path / "unknown.pt")
 
@@ -197,8 +211,9 @@ def _bench(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 
 
 @pytest.mark.slow
-def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_eval_rescores_a_saved_agent(
+    dataset: TrajectoryDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     task = get_task("reacher2d-medium")
@@ -215,8 +230,21 @@ def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path:
     assert [r["target"] for r in doc["results"]] == [None]
     assert doc["results"][0]["returns"] == list(direct[0].returns)  # the same episodes as evaluate()
 
-    assert _bench(monkeypatch, "eval", str(tmp_path / "dt" / "checkpoint"), "--episodes", "1", "--targets",
-                  "10,20", "--seed", "1", "--json") == 0
+    assert (
+        _bench(
+            monkeypatch,
+            "eval",
+            str(tmp_path / "dt" / "checkpoint"),
+            "--episodes",
+            "1",
+            "--targets",
+            "10,20",
+            "--seed",
+            "1",
+            "--json",
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert [r["target"] for r in doc["results"]] == [10.0, 20.0] and doc["seed"] == 1
     assert all(r["seeds"] == episode_seeds(1, 1) for r in doc["results"])
@@ -235,8 +263,9 @@ def test_bench_eval_rescores_a_saved_agent(dataset: TrajectoryDataset, tmp_path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dt", "lamo", "cql", "bc"])
-def test_pixel_agents_round_trip_through_load_agent(name: str, tmp_path: Path, lm_setup: dict[str, Any],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_agents_round_trip_through_load_agent(
+    name: str, tmp_path: Path, lm_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Atari variants (frame stacks, discrete actions, the discrete d3rlpy configs): fit on tiny fake DQN-replay
     data, save, `load_agent`, same actions. Their evaluation in the real Atari env is in tests/test_atari.py."""
     from bench.data.dqn_replay import load_dqn_replay, write_checkpoint
@@ -271,8 +300,9 @@ def test_families_come_from_the_registry() -> None:
     assert [n for n, e in AGENTS.items() if e.return_conditioned] == [n for n in AGENTS if n.startswith(("lamo", "dt"))]
 
 
-def test_lamo_switches_are_refused_for_other_families(monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_lamo_switches_are_refused_for_other_families(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ("train", "dt", "reacher2d-medium", "--ratio", "1", "--seed", "0", "--steps", "1", "--lm-layers", "1")
     assert _bench(monkeypatch, *args) == 2
     assert "apply to lamo agents only, not 'dt'" in capsys.readouterr().err

@@ -35,8 +35,12 @@ def _episode_arrays(lengths: list[int], seed: int = 0) -> dict[str, np.ndarray]:
     frames = (np.arange(n) % 251).astype(np.uint8)[:, None, None] * np.ones((1, 84, 84), np.uint8)
     terminal = np.zeros(n, np.uint8)
     terminal[np.cumsum(lengths) - 1] = 1
-    return {"observation": frames, "action": rng.integers(0, 6, n).astype(np.int32),
-            "reward": rng.choice([-1.0, 0.0, 0.0, 2.0], n).astype(np.float32), "terminal": terminal}
+    return {
+        "observation": frames,
+        "action": rng.integers(0, 6, n).astype(np.int32),
+        "reward": rng.choice([-1.0, 0.0, 0.0, 2.0], n).astype(np.float32),
+        "terminal": terminal,
+    }
 
 
 @pytest.fixture
@@ -135,8 +139,7 @@ def test_subsample_and_window_batches_of_frames(replay_dir: Path) -> None:
     assert batch.actions.shape == (5, 6) and batch.actions.dtype == np.int64
     # Returns-to-go count clipped rewards: the 2.0 rewards count as 1.
     assert sampler.rtg.max() <= max(ds.episode_lengths)
-    assert np.allclose(sampler.rtg[ds.episode_starts[:-1]],
-                       [np.clip(e.rewards, -1, 1).sum() for e in ds.episodes()])
+    assert np.allclose(sampler.rtg[ds.episode_starts[:-1]], [np.clip(e.rewards, -1, 1).sum() for e in ds.episodes()])
 
 
 @pytest.mark.slow
@@ -157,10 +160,24 @@ def test_env_is_dqn_preprocessed() -> None:
 
 
 TINY: dict[str, dict[str, Any]] = {
-    "dt": {"n_layer": 1, "n_head": 1, "hidden_size": 32, "batch_size": 4, "context_length": 4, "warmup_steps": 1,
-           "max_timestep": 200},
-    "lamo": {"lm_layers": 1, "lm_block_size": 8, "lm_batch_size": 1, "batch_size": 2, "context_length": 3,
-             "warmup_steps": 1, "max_timestep": 200},
+    "dt": {
+        "n_layer": 1,
+        "n_head": 1,
+        "hidden_size": 32,
+        "batch_size": 4,
+        "context_length": 4,
+        "warmup_steps": 1,
+        "max_timestep": 200,
+    },
+    "lamo": {
+        "lm_layers": 1,
+        "lm_block_size": 8,
+        "lm_batch_size": 1,
+        "batch_size": 2,
+        "context_length": 3,
+        "warmup_steps": 1,
+        "max_timestep": 200,
+    },
     "cql": {"batch_size": 8},
     "bc": {"batch_size": 8},
 }
@@ -188,9 +205,20 @@ def test_dt_uses_the_atari_architecture() -> None:
     c = DTAgent.default_config(PONG)
     assert (c.n_layer, c.n_head, c.learning_rate, c.weight_decay, c.grad_clip) == (6, 8, 6e-4, 0.1, 1.0)
     assert (c.batch_size, c.context_length) == (128, 30)
-    agent = DTAgent(c.with_overrides({"max_timestep": 100}), TaskSpec(
-        task="pong-medium", observation_shape=(4, 84, 84), action_dim=6, discrete=True, context_length=30,
-        max_episode_steps=100, reward_scale=1.0, rtg_targets=(20.0,), clip_rewards=True))
+    agent = DTAgent(
+        c.with_overrides({"max_timestep": 100}),
+        TaskSpec(
+            task="pong-medium",
+            observation_shape=(4, 84, 84),
+            action_dim=6,
+            discrete=True,
+            context_length=30,
+            max_episode_steps=100,
+            reward_scale=1.0,
+            rtg_targets=(20.0,),
+            clip_rewards=True,
+        ),
+    )
     convs = [m for m in agent.model.embed_state.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(m.out_channels, m.kernel_size[0], m.stride[0]) for m in convs] == [(32, 8, 4), (64, 4, 2), (64, 3, 1)]
 
@@ -228,10 +256,20 @@ def test_pong_build_is_resumable_and_loads(data_root: Path) -> None:
 def test_window_policy_embeds_each_frame_stack_once_with_the_same_result() -> None:
     from agents.dt import DTAgent
 
-    spec = TaskSpec(task="pong-medium", observation_shape=(4, 84, 84), action_dim=6, discrete=True,
-                    context_length=3, max_episode_steps=50, reward_scale=1.0, rtg_targets=(5.0,), clip_rewards=True)
-    c = DTAgent.default_config(PONG).with_overrides({"n_layer": 1, "hidden_size": 32, "context_length": 3,
-                                                     "max_timestep": 50})
+    spec = TaskSpec(
+        task="pong-medium",
+        observation_shape=(4, 84, 84),
+        action_dim=6,
+        discrete=True,
+        context_length=3,
+        max_episode_steps=50,
+        reward_scale=1.0,
+        rtg_targets=(5.0,),
+        clip_rewards=True,
+    )
+    c = DTAgent.default_config(PONG).with_overrides(
+        {"n_layer": 1, "hidden_size": 32, "context_length": 3, "max_timestep": 50}
+    )
     agent = DTAgent(c, spec)
     model = agent.model.eval()
     rng = np.random.default_rng(0)

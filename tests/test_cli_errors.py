@@ -17,10 +17,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _bench(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAMO_BENCH_RESULTS": str(tmp_path / "results"),
-           "LAMO_BENCH_DATA": str(tmp_path / "data")}
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "LAMO_BENCH_RESULTS": str(tmp_path / "results"),
+        "LAMO_BENCH_DATA": str(tmp_path / "data"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def _assert_one_line_error(out: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -47,8 +52,9 @@ PARSER_ERRORS = [
 
 
 @pytest.mark.parametrize(("args", "needles"), PARSER_ERRORS, ids=[" ".join(a) or "no-args" for a, _ in PARSER_ERRORS])
-def test_parser_errors_are_one_line_with_usage_and_exit_2(args: tuple[str, ...], needles: list[str],
-                                                          tmp_path: Path) -> None:
+def test_parser_errors_are_one_line_with_usage_and_exit_2(
+    args: tuple[str, ...], needles: list[str], tmp_path: Path
+) -> None:
     _assert_one_line_error(_bench(*args, tmp_path=tmp_path), *needles)
 
 
@@ -57,17 +63,19 @@ def test_help_still_exits_0(tmp_path: Path) -> None:
     assert out.returncode == 0 and "train" in out.stdout and not out.stderr.strip()
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (("train", "dt", "reacher2d-medium", "--seed", "-1"), ["--seed -1", ">= 0"]),
-    (("run", "--seeds", "0,-2", "--dry-run"), ["--seeds -2", ">= 0"]),
-    (("run", "--max-concurrent", "0", "--dry-run"), ["--max-concurrent 0", "1 or more"]),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("train", "dt", "reacher2d-medium", "--seed", "-1"), ["--seed -1", ">= 0"]),
+        (("run", "--seeds", "0,-2", "--dry-run"), ["--seeds -2", ">= 0"]),
+        (("run", "--max-concurrent", "0", "--dry-run"), ["--max-concurrent 0", "1 or more"]),
+    ],
+)
 def test_bad_numbers_are_refused_up_front(args: tuple[str, ...], needles: list[str], tmp_path: Path) -> None:
     _assert_one_line_error(_bench(*args, tmp_path=tmp_path), *needles)
 
 
-def _main(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-          monkeypatch: pytest.MonkeyPatch) -> str:
+def _main(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
     """`bench.cli.main` in this process (torch is imported once for all cases); returns its one error line."""
     from bench.cli import main
 
@@ -83,23 +91,34 @@ def _main(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     return lines[0]
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (("train", "dt", "reacher2d-medium", "--set", "batch_size=abc"), ["DTConfig.batch_size = abc", "an integer"]),
-    (("train", "dt", "reacher2d-medium", "--set", "batch_size=2.5"), ["DTConfig.batch_size = 2.5", "an integer"]),
-    (("train", "dt", "reacher2d-medium", "--set", "learning_rate=fast"),
-     ["DTConfig.learning_rate = fast", "a finite number"]),
-    (("train", "dt", "reacher2d-medium", "--set", "eval_mode=fast"), ["eval_mode = fast", "'window', 'cached'"]),
-    (("train", "cql", "reacher2d-medium", "--set", "hidden_units=a,b"), ["hidden_units = a,b", "list of integers"]),
-    (("train", "lamo", "reacher2d-medium", "--set", "lm_layers=two"), ["lm_layers = two", "an integer or none"]),
-    (("train", "dt", "reacher2d-medium", "--set", "nope=1"), ["unknown DTConfig field(s) nope", "batch_size"]),
-    (("train", "dt", "reacher2d-medium", "--set", "batch_size"), ["--set 'batch_size' is not key=value"]),
-    (("data", "build", "hopper-medium", "--set", "sac_batch_size=2.5"),
-     ["budget override sac_batch_size = 2.5", "an integer"]),
-    (("data", "build", "hopper-medium", "--seed", "-3"), ["--seed -3", ">= 0"]),
-])
-def test_bad_overrides_are_refused_before_anything_runs(args: tuple[str, ...], needles: list[str], tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("train", "dt", "reacher2d-medium", "--set", "batch_size=abc"), ["DTConfig.batch_size = abc", "an integer"]),
+        (("train", "dt", "reacher2d-medium", "--set", "batch_size=2.5"), ["DTConfig.batch_size = 2.5", "an integer"]),
+        (
+            ("train", "dt", "reacher2d-medium", "--set", "learning_rate=fast"),
+            ["DTConfig.learning_rate = fast", "a finite number"],
+        ),
+        (("train", "dt", "reacher2d-medium", "--set", "eval_mode=fast"), ["eval_mode = fast", "'window', 'cached'"]),
+        (("train", "cql", "reacher2d-medium", "--set", "hidden_units=a,b"), ["hidden_units = a,b", "list of integers"]),
+        (("train", "lamo", "reacher2d-medium", "--set", "lm_layers=two"), ["lm_layers = two", "an integer or none"]),
+        (("train", "dt", "reacher2d-medium", "--set", "nope=1"), ["unknown DTConfig field(s) nope", "batch_size"]),
+        (("train", "dt", "reacher2d-medium", "--set", "batch_size"), ["--set 'batch_size' is not key=value"]),
+        (
+            ("data", "build", "hopper-medium", "--set", "sac_batch_size=2.5"),
+            ["budget override sac_batch_size = 2.5", "an integer"],
+        ),
+        (("data", "build", "hopper-medium", "--seed", "-3"), ["--seed -3", ">= 0"]),
+    ],
+)
+def test_bad_overrides_are_refused_before_anything_runs(
+    args: tuple[str, ...],
+    needles: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     line = _main(list(args), tmp_path, capsys, monkeypatch)
     for needle in needles:
         assert needle in line, line
@@ -115,6 +134,7 @@ def test_report_on_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
 
 # --- the type checker itself (no subprocess) ---------------------------------------------------------------
 
+
 def test_cli_text_is_parsed_by_the_field_type() -> None:
     assert check_value(CliText("64"), int, "x") == 64
     assert check_value(CliText("1e6"), int, "x") == 1_000_000  # an integral float spells an integer
@@ -126,8 +146,16 @@ def test_cli_text_is_parsed_by_the_field_type() -> None:
     assert check_value(CliText("none"), int | None, "x") is None
     assert check_value(CliText("4"), int | None, "x") == 4
     assert check_value(CliText("cached"), Literal["window", "cached"], "x") == "cached"
-    for text, annotation in [("abc", int), ("2.5", int), ("fast", float), ("nan", float), ("yes", bool),
-                             ("a,b", tuple[int, ...]), ("x", int | None), ("slow", Literal["window", "cached"])]:
+    for text, annotation in [
+        ("abc", int),
+        ("2.5", int),
+        ("fast", float),
+        ("nan", float),
+        ("yes", bool),
+        ("a,b", tuple[int, ...]),
+        ("x", int | None),
+        ("slow", Literal["window", "cached"]),
+    ]:
         with pytest.raises(BenchError, match=f"F.f = {text} has the wrong type; expected"):
             check_value(CliText(text), annotation, "F.f")
 
@@ -136,9 +164,17 @@ def test_typed_values_from_toml_must_already_match() -> None:
     assert check_value([64, 64], tuple[int, ...], "x") == (64, 64)
     assert check_value(2, float, "x") == 2.0  # an integer for a float field is fine
     assert check_value((1.0, 2), tuple[float, float], "x") == (1.0, 2.0)
-    bad: list[tuple[Any, Any]] = [("8", int), (True, int), (1.5, int), ("1e-4", float), (1, bool),
-                                  ("a", tuple[int, ...]), ([1, 2, 3], tuple[float, float]), (1, str),
-                                  ("x", int | None)]
+    bad: list[tuple[Any, Any]] = [
+        ("8", int),
+        (True, int),
+        (1.5, int),
+        ("1e-4", float),
+        (1, bool),
+        ("a", tuple[int, ...]),
+        ([1, 2, 3], tuple[float, float]),
+        (1, str),
+        ("x", int | None),
+    ]
     for value, annotation in bad:
         with pytest.raises(BenchError, match="wrong type"):
             check_value(value, annotation, "field")

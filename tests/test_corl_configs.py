@@ -41,9 +41,19 @@ torch.set_num_threads(1)
 # --- CORL yamls, re-stated (only the keys that configure the learner) -------------------------------------
 
 _CQL_GYM = {
-    "batch_size": 256, "discount": 0.99, "policy_lr": 3e-5, "qf_lr": 3e-4, "soft_target_update_rate": 0.005,
-    "cql_n_actions": 10, "cql_alpha": 10.0, "cql_lagrange": False, "cql_max_target_backup": False,
-    "backup_entropy": False, "normalize": True, "normalize_reward": False, "q_n_hidden_layers": 3,
+    "batch_size": 256,
+    "discount": 0.99,
+    "policy_lr": 3e-5,
+    "qf_lr": 3e-4,
+    "soft_target_update_rate": 0.005,
+    "cql_n_actions": 10,
+    "cql_alpha": 10.0,
+    "cql_lagrange": False,
+    "cql_max_target_backup": False,
+    "backup_entropy": False,
+    "normalize": True,
+    "normalize_reward": False,
+    "q_n_hidden_layers": 3,
     "use_automatic_entropy_tuning": True,
 }
 CORL_CQL = {
@@ -54,8 +64,17 @@ CORL_CQL = {
     "pointmaze-umaze": _CQL_GYM | {"cql_lagrange": True, "cql_target_action_gap": 5.0},
 }
 _IQL_GYM = {
-    "batch_size": 256, "discount": 0.99, "tau": 0.005, "beta": 3.0, "iql_tau": 0.7, "iql_deterministic": False,
-    "normalize": True, "normalize_reward": False, "actor_lr": 3e-4, "qf_lr": 3e-4, "vf_lr": 3e-4,
+    "batch_size": 256,
+    "discount": 0.99,
+    "tau": 0.005,
+    "beta": 3.0,
+    "iql_tau": 0.7,
+    "iql_deterministic": False,
+    "normalize": True,
+    "normalize_reward": False,
+    "actor_lr": 3e-4,
+    "qf_lr": 3e-4,
+    "vf_lr": 3e-4,
 }
 CORL_IQL = {
     # iql/hopper/medium_v2.yaml
@@ -65,8 +84,16 @@ CORL_IQL = {
     "halfcheetah-medium-replay": _IQL_GYM,
     "walker2d-medium-expert": _IQL_GYM,
 }
-_TD3_GYM = {"batch_size": 256, "discount": 0.99, "tau": 0.005, "policy_noise": 0.2, "noise_clip": 0.5,
-            "policy_freq": 2, "alpha": 2.5, "normalize": True}
+_TD3_GYM = {
+    "batch_size": 256,
+    "discount": 0.99,
+    "tau": 0.005,
+    "policy_noise": 0.2,
+    "noise_clip": 0.5,
+    "policy_freq": 2,
+    "alpha": 2.5,
+    "normalize": True,
+}
 CORL_TD3 = {t: _TD3_GYM for t in ("hopper-medium", "halfcheetah-medium-replay", "walker2d-medium-expert")}
 _BC_GYM = {"batch_size": 256, "frac": 1.0, "normalize": True}
 CORL_BC = {t: _BC_GYM for t in ("hopper-medium", "halfcheetah-medium-replay", "walker2d-medium-expert")}
@@ -80,43 +107,70 @@ CORL_REWARD_NORM_STEPS = 1000  # modify_reward(max_episode_steps=1000)
 def _expected_cql(y: dict[str, Any]) -> dict[str, Any]:
     lagrange = y["cql_lagrange"]
     return {
-        "batch_size": y["batch_size"], "gamma": y["discount"], "actor_learning_rate": y["policy_lr"],
-        "learning_rate": y["qf_lr"], "temp_learning_rate": y["policy_lr"], "tau": y["soft_target_update_rate"],
-        "n_action_samples": y["cql_n_actions"], "conservative_weight": y["cql_alpha"],
+        "batch_size": y["batch_size"],
+        "gamma": y["discount"],
+        "actor_learning_rate": y["policy_lr"],
+        "learning_rate": y["qf_lr"],
+        "temp_learning_rate": y["policy_lr"],
+        "tau": y["soft_target_update_rate"],
+        "n_action_samples": y["cql_n_actions"],
+        "conservative_weight": y["cql_alpha"],
         "alpha_learning_rate": y["qf_lr"] if lagrange else 0.0,
         "initial_alpha": math.exp(1.0) if lagrange else 1.0,
         "alpha_threshold": y["cql_target_action_gap"] if lagrange else 0.0,
-        "max_q_backup": y["cql_max_target_backup"], "soft_q_backup": y["backup_entropy"],
+        "max_q_backup": y["cql_max_target_backup"],
+        "soft_q_backup": y["backup_entropy"],
         "standardize_observations": y["normalize"],
         "reward_return_scale": float(CORL_REWARD_NORM_STEPS) if y["normalize_reward"] else None,
-        "hidden_units": (256,) * y["q_n_hidden_layers"], "initial_temperature": 1.0,
+        "hidden_units": (256,) * y["q_n_hidden_layers"],
+        "initial_temperature": 1.0,
     }
 
 
 def _expected_iql(y: dict[str, Any]) -> dict[str, Any]:
     return {
-        "batch_size": y["batch_size"], "gamma": y["discount"], "tau": y["tau"], "weight_temp": y["beta"],
-        "expectile": y["iql_tau"], "deterministic_actor": y["iql_deterministic"],
-        "standardize_observations": y["normalize"], "actor_learning_rate": y["actor_lr"],
-        "learning_rate": y["qf_lr"], "reward_return_scale": float(CORL_REWARD_NORM_STEPS) if y["normalize_reward"]
-        else None, "hidden_units": (256, 256), "actor_cosine_schedule": True, "actor_dropout": 0.0,
+        "batch_size": y["batch_size"],
+        "gamma": y["discount"],
+        "tau": y["tau"],
+        "weight_temp": y["beta"],
+        "expectile": y["iql_tau"],
+        "deterministic_actor": y["iql_deterministic"],
+        "standardize_observations": y["normalize"],
+        "actor_learning_rate": y["actor_lr"],
+        "learning_rate": y["qf_lr"],
+        "reward_return_scale": float(CORL_REWARD_NORM_STEPS) if y["normalize_reward"] else None,
+        "hidden_units": (256, 256),
+        "actor_cosine_schedule": True,
+        "actor_dropout": 0.0,
         "max_weight": 100.0,
     }
 
 
 def _expected_td3(y: dict[str, Any]) -> dict[str, Any]:
     return {
-        "batch_size": y["batch_size"], "gamma": y["discount"], "tau": y["tau"], "alpha": y["alpha"],
-        "target_smoothing_sigma": y["policy_noise"], "target_smoothing_clip": y["noise_clip"],
-        "update_actor_interval": y["policy_freq"], "standardize_observations": y["normalize"],
-        "learning_rate": CORL_TD3_LR, "actor_learning_rate": CORL_TD3_LR, "hidden_units": (256, 256),
+        "batch_size": y["batch_size"],
+        "gamma": y["discount"],
+        "tau": y["tau"],
+        "alpha": y["alpha"],
+        "target_smoothing_sigma": y["policy_noise"],
+        "target_smoothing_clip": y["noise_clip"],
+        "update_actor_interval": y["policy_freq"],
+        "standardize_observations": y["normalize"],
+        "learning_rate": CORL_TD3_LR,
+        "actor_learning_rate": CORL_TD3_LR,
+        "hidden_units": (256, 256),
     }
 
 
 def _expected_bc(y: dict[str, Any]) -> dict[str, Any]:
     assert y["frac"] == 1.0  # plain BC on all data: no trajectory filtering to restate
-    return {"batch_size": y["batch_size"], "standardize_observations": y["normalize"], "learning_rate": CORL_BC_LR,
-            "hidden_units": (256, 256), "policy_type": "deterministic"}
+    return {
+        "batch_size": y["batch_size"],
+        "standardize_observations": y["normalize"],
+        "learning_rate": CORL_BC_LR,
+        "hidden_units": (256, 256),
+        "policy_type": "deterministic",
+    }
 
 
 CASES = [
@@ -156,7 +210,8 @@ def test_every_continuous_task_has_a_cited_preset() -> None:
             if task.split("-")[0] in ("hopper", "halfcheetah", "walker2d", "pointmaze"):
                 assert preset.source.endswith(".yaml"), (task, preset.source)
     assert CQL_PRESETS["halfcheetah-medium-replay"].source.endswith(
-        "configs/offline/cql/halfcheetah/medium_replay_v2.yaml")
+        "configs/offline/cql/halfcheetah/medium_replay_v2.yaml"
+    )
     assert IQL_PRESETS["pointmaze-medium"].source.endswith("configs/offline/iql/maze2d/medium_v1.yaml")
 
 
@@ -172,13 +227,25 @@ def test_tasks_without_a_corl_yaml_take_the_train_config_defaults() -> None:
 
 def _spec(task: str, obs_dim: int = 11, act_dim: int = 3) -> TaskSpec:
     t = get_task(task)
-    return TaskSpec(task=task, observation_shape=(obs_dim,), action_dim=act_dim, discrete=False,
-                    context_length=t.context_length, max_episode_steps=t.max_episode_steps,
-                    reward_scale=t.paper.reward_scale, rtg_targets=t.rtg_targets)
+    return TaskSpec(
+        task=task,
+        observation_shape=(obs_dim,),
+        action_dim=act_dim,
+        discrete=False,
+        context_length=t.context_length,
+        max_episode_steps=t.max_episode_steps,
+        reward_scale=t.paper.reward_scale,
+        rtg_targets=t.rtg_targets,
+    )
 
 
-STATS = DataStats(obs_mean=np.linspace(-1, 1, 11), obs_std=np.linspace(0.5, 2, 11), return_min=-20.0,
-                  return_max=380.0, schedule_steps=1000)
+STATS = DataStats(
+    obs_mean=np.linspace(-1, 1, 11),
+    obs_std=np.linspace(0.5, 2, 11),
+    return_min=-20.0,
+    return_max=380.0,
+    schedule_steps=1000,
+)
 
 
 def _encoder_units(factory: Any) -> list[int]:
@@ -191,7 +258,13 @@ def test_cql_d3rlpy_config_carries_the_corl_values() -> None:
     assert (d.actor_learning_rate, d.critic_learning_rate, d.temp_learning_rate) == (3e-5, 3e-4, 3e-5)
     assert (d.alpha_learning_rate, d.initial_alpha, d.conservative_weight, d.n_action_samples) == (0.0, 1.0, 10.0, 10)
     assert (d.soft_q_backup, d.max_q_backup, d.batch_size, d.gamma, d.tau, d.n_critics) == (
-        False, False, 256, 0.99, 0.005, 2)
+        False,
+        False,
+        256,
+        0.99,
+        0.005,
+        2,
+    )
     assert _encoder_units(d.actor_encoder_factory) == _encoder_units(d.critic_encoder_factory) == [256] * 3
     assert np.array_equal(d.observation_scaler.mean, STATS.obs_mean)
     assert np.array_equal(d.observation_scaler.std, STATS.obs_std) and d.observation_scaler.eps == 1e-3
@@ -218,15 +291,21 @@ def test_iql_td3_bc_d3rlpy_configs_carry_the_corl_values() -> None:
     me = make_agent("iql", get_task("hopper-medium-expert"), _spec("hopper-medium-expert")).d3rlpy_config(STATS)  # type: ignore[attr-defined]
     assert (me.tau, me.expectile, me.weight_temp, me.reward_scaler) == (0.005, 0.5, 6.0, None)
 
-    td3 = make_agent("td3+bc", get_task("halfcheetah-medium-replay"),
-                     _spec("halfcheetah-medium-replay", 17, 6)).d3rlpy_config(STATS)  # type: ignore[attr-defined]
+    td3 = make_agent(
+        "td3+bc", get_task("halfcheetah-medium-replay"), _spec("halfcheetah-medium-replay", 17, 6)
+    ).d3rlpy_config(STATS)  # type: ignore[attr-defined]
     assert (td3.alpha, td3.target_smoothing_sigma, td3.target_smoothing_clip, td3.update_actor_interval) == (
-        2.5, 0.2, 0.5, 2)
+        2.5,
+        0.2,
+        0.5,
+        2,
+    )
     assert (td3.actor_learning_rate, td3.critic_learning_rate, td3.tau, td3.batch_size) == (3e-4, 3e-4, 0.005, 256)
     assert _encoder_units(td3.actor_encoder_factory) == [256, 256] and td3.observation_scaler is not None
 
-    bc = make_agent("bc", get_task("walker2d-medium-expert"),
-                    _spec("walker2d-medium-expert", 17, 6)).d3rlpy_config(STATS)  # type: ignore[attr-defined]
+    bc = make_agent("bc", get_task("walker2d-medium-expert"), _spec("walker2d-medium-expert", 17, 6)).d3rlpy_config(
+        STATS
+    )  # type: ignore[attr-defined]
     assert (bc.learning_rate, bc.batch_size, bc.policy_type) == (3e-4, 256, "deterministic")
     assert _encoder_units(bc.encoder_factory) == [256, 256] and bc.observation_scaler is not None
 
@@ -299,8 +378,9 @@ def _corl_normalise(dataset: TrajectoryDataset) -> tuple[np.ndarray, float]:
 def test_scalers_match_corl_preprocessing() -> None:
     """After one update on a dataset, the fitted d3rlpy scalers transform states and rewards as CORL does."""
     data = TrajectoryDataset.from_episodes(make_episodes(10, obs_dim=4, act_dim=2, seed=2), name="synthetic")
-    agent = make_agent("cql", get_task("hopper-medium"), _spec("hopper-medium", 4, 2),
-                       {"batch_size": 8, "hidden_units": [16]})
+    agent = make_agent(
+        "cql", get_task("hopper-medium"), _spec("hopper-medium", 4, 2), {"batch_size": 8, "hidden_units": [16]}
+    )
     agent.fit(data, 1)
     algo = agent._algo  # type: ignore[attr-defined]
     states, factor = _corl_normalise(data)

@@ -42,8 +42,9 @@ SMALL: dict[str, dict[str, object]] = {
 }
 
 
-def _discrete_dataset(obs_shape: tuple[int, ...] = (4,), n_actions: int = 3, n: int = 600,
-                      seed: int = 0) -> TrajectoryDataset:
+def _discrete_dataset(
+    obs_shape: tuple[int, ...] = (4,), n_actions: int = 3, n: int = 600, seed: int = 0
+) -> TrajectoryDataset:
     """Vector (float) or frame (uint8) observations; the action is a fixed function of the observation and
     the reward is 1 for one action, so both BC and CQL have something to learn."""
     rng = np.random.default_rng(seed)
@@ -55,13 +56,27 @@ def _discrete_dataset(obs_shape: tuple[int, ...] = (4,), n_actions: int = 3, n: 
         actions = obs[:, :n_actions].argmax(1).astype(np.int64)
     rewards = (actions == 0).astype(np.float32)
     ends = np.arange(n) % 50 == 49
-    return TrajectoryDataset.from_flat(obs, actions, rewards, terminals=ends & (np.arange(n) % 100 == 49),
-                                       timeouts=ends & (np.arange(n) % 100 == 99), name="discrete-synthetic")
+    return TrajectoryDataset.from_flat(
+        obs,
+        actions,
+        rewards,
+        terminals=ends & (np.arange(n) % 100 == 49),
+        timeouts=ends & (np.arange(n) % 100 == 99),
+        name="discrete-synthetic",
+    )
 
 
 def _discrete_spec(dataset: TrajectoryDataset, n_actions: int = 3) -> TaskSpec:
-    return TaskSpec(task="discrete-synthetic", observation_shape=dataset.observation_shape, action_dim=n_actions,
-                    discrete=True, context_length=30, max_episode_steps=50, reward_scale=1.0, rtg_targets=(1.0,))
+    return TaskSpec(
+        task="discrete-synthetic",
+        observation_shape=dataset.observation_shape,
+        action_dim=n_actions,
+        discrete=True,
+        context_length=30,
+        max_episode_steps=50,
+        reward_scale=1.0,
+        rtg_targets=(1.0,),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +120,11 @@ def test_default_configs_follow_the_references() -> None:
     td3 = make_config("td3+bc", TASK)
     assert isinstance(td3, TD3PlusBCConfig)
     assert (td3.alpha, td3.target_smoothing_sigma, td3.target_smoothing_clip, td3.update_actor_interval) == (
-        2.5, 0.2, 0.5, 2)
+        2.5,
+        0.2,
+        0.5,
+        2,
+    )
     assert td3.standardize_observations and td3.weight_decay == 0.0
 
     assert isinstance(make_config("cql", ATARI), DiscreteCQLConfig)
@@ -169,8 +188,9 @@ def test_actions_outside_unit_box_are_rejected(dataset: TrajectoryDataset, spec:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", AGENTS)
-def test_agent_trains_acts_and_round_trips(name: str, dataset: TrajectoryDataset, spec: TaskSpec, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_agent_trains_acts_and_round_trips(
+    name: str, dataset: TrajectoryDataset, spec: TaskSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """200 steps: the reported loss falls, callbacks fire at the eval points, the policy acts in bounds, a
     checkpoint restores the same actions and the same seed gives the same weights.
 
@@ -185,8 +205,9 @@ def test_agent_trains_acts_and_round_trips(name: str, dataset: TrajectoryDataset
     agent = _agent(name, spec, seed=3)
     logs: list[tuple[int, dict[str, float]]] = []
     evals: list[int] = []
-    agent.fit(dataset, 200, eval_every=50, on_log=lambda s, m: logs.append((s, m)),
-              on_eval=lambda s, a: evals.append(s))
+    agent.fit(
+        dataset, 200, eval_every=50, on_log=lambda s, m: logs.append((s, m)), on_eval=lambda s, a: evals.append(s)
+    )
 
     assert evals == [50, 100, 150, 200] and [s for s, _ in logs] == evals
     assert all(np.isfinite(v) for _, m in logs for v in m.values())
@@ -230,8 +251,7 @@ def test_second_fit_continues_training(dataset: TrajectoryDataset, spec: TaskSpe
     assert losses[1] < losses[0]
 
 
-def test_errors_before_fit_and_on_bad_checkpoints(dataset: TrajectoryDataset, spec: TaskSpec,
-                                                  tmp_path: Path) -> None:
+def test_errors_before_fit_and_on_bad_checkpoints(dataset: TrajectoryDataset, spec: TaskSpec, tmp_path: Path) -> None:
     agent = _agent("bc", spec)
     assert agent.num_params()[0] > 0  # countable before training
     with pytest.raises(BenchError, match="no weights yet"):

@@ -21,15 +21,35 @@ from bench.errors import BenchError
 from bench.tasks import get_task
 
 # Small networks and a wide selection band so a few hundred SAC steps produce a dataset.
-TINY_SAC: dict[str, Any] = {"sac_hidden_units": (32, 32), "sac_batch_size": 32, "sac_random_steps": 300,
-                            "sac_update_start": 300}
+TINY_SAC: dict[str, Any] = {
+    "sac_hidden_units": (32, 32),
+    "sac_batch_size": 32,
+    "sac_random_steps": 300,
+    "sac_update_start": 300,
+}
 # keep_above -1 keeps every episode: a few hundred steps of SAC never return more than 20.
-TINY_REACHER: dict[str, Any] = {**TINY_SAC, "eval_every": 500, "episodes": 4, "n_envs": 4,
-                                "medium_band": (0.0, 100.0), "medium_max_steps": 1000, "keep_above": -1.0,
-                                "min_acceptance": 0.0}
-TINY_HOPPER: dict[str, Any] = {**TINY_SAC, "eval_every": 500, "eval_episodes": 2, "confirm_episodes": 3, "n_envs": 4,
-                               "medium_band": (-100.0, 100.0), "medium_target": 99.0, "medium_max_steps": 1000,
-                               "expert_band": (-100.0, 100.0), "expert_max_steps": 1500}
+TINY_REACHER: dict[str, Any] = {
+    **TINY_SAC,
+    "eval_every": 500,
+    "episodes": 4,
+    "n_envs": 4,
+    "medium_band": (0.0, 100.0),
+    "medium_max_steps": 1000,
+    "keep_above": -1.0,
+    "min_acceptance": 0.0,
+}
+TINY_HOPPER: dict[str, Any] = {
+    **TINY_SAC,
+    "eval_every": 500,
+    "eval_episodes": 2,
+    "confirm_episodes": 3,
+    "n_envs": 4,
+    "medium_band": (-100.0, 100.0),
+    "medium_target": 99.0,
+    "medium_max_steps": 1000,
+    "expert_band": (-100.0, 100.0),
+    "expert_max_steps": 1500,
+}
 
 
 def _card(path: Path) -> dict[str, Any]:
@@ -41,6 +61,7 @@ class Kill(Exception):
 
 
 # --- configuration and errors -----------------------------------------------------------------------------
+
 
 def test_overrides_reach_nested_settings_and_reject_unknown_names() -> None:
     r = with_overrides(LocomotionRecipe(), {"medium_max_steps": 3000, "sac_hidden_units": [8, 8], "eval_every": 7})
@@ -83,13 +104,21 @@ def test_bad_seed_and_transitions_are_one_line_errors(data_root: Path) -> None:
 
 # --- building blocks --------------------------------------------------------------------------------------
 
+
 def test_replay_chunks_restore_the_ring_and_record_episode_ends(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     buf = ReplayBuffer(capacity=8, obs_dim=3, act_dim=2)
     for seg in range(2):
         for t in range(5):
-            buf.add(rng.normal(size=3), rng.normal(size=2), float(t), -float(t), rng.normal(size=3),
-                    terminal=t == 2, end=t == 2)
+            buf.add(
+                rng.normal(size=3),
+                rng.normal(size=2),
+                float(t),
+                -float(t),
+                rng.normal(size=3),
+                terminal=t == 2,
+                end=t == 2,
+            )
         buf.mark_end()
         buf.flush_chunk(chunk_path(tmp_path, seg))
     again = ReplayBuffer(capacity=8, obs_dim=3, act_dim=2)
@@ -106,8 +135,15 @@ def test_take_transitions_cuts_the_last_episode_with_a_timeout() -> None:
     def ep(i: int, n: int) -> RawEpisode:
         terms = np.zeros(n, bool)
         terms[-1] = True
-        return RawEpisode(i, i, np.zeros((n + 1, 2), np.float32), np.zeros((n, 1), np.float32),
-                          np.ones(n, np.float32), terms, np.zeros(n, bool))
+        return RawEpisode(
+            i,
+            i,
+            np.zeros((n + 1, 2), np.float32),
+            np.zeros((n, 1), np.float32),
+            np.ones(n, np.float32),
+            terms,
+            np.zeros(n, bool),
+        )
 
     kept = take_transitions([ep(0, 4), ep(1, 6), ep(2, 3)], 7)
     assert [len(e) for e in kept] == [4, 3]
@@ -126,8 +162,17 @@ def _fake_run(returns: list[float]) -> Any:
         for i in range(first, min(first + n, len(returns))):
             rewards = np.zeros(100, np.float32)
             rewards[0] = returns[i]
-            eps.append(RawEpisode(i - first, i, np.zeros((101, 12), np.float32), np.zeros((100, 2), np.float32),
-                                  rewards, np.zeros(100, bool), np.eye(100, dtype=bool)[-1]))
+            eps.append(
+                RawEpisode(
+                    i - first,
+                    i,
+                    np.zeros((101, 12), np.float32),
+                    np.zeros((100, 2), np.float32),
+                    rewards,
+                    np.zeros(100, bool),
+                    np.eye(100, dtype=bool)[-1],
+                )
+            )
         return eps, RolloutStats(len(eps), 100 * len(eps), 0.1)
 
     run.calls = calls  # type: ignore[attr-defined]
@@ -159,8 +204,7 @@ def test_reacher_selection_gives_up_on_a_policy_that_rarely_succeeds() -> None:
     run = _fake_run(rare)
     sel = select_episodes(run, 49, recipe)
     assert not sel.complete and run.calls == [(0, 50)] and len(sel.kept) == 1
-    capped = select_episodes(_fake_run(rare), 49, with_overrides(recipe, {"min_acceptance": 0.0,
-                                                                          "max_attempts": 600}))
+    capped = select_episodes(_fake_run(rare), 49, with_overrides(recipe, {"min_acceptance": 0.0, "max_attempts": 600}))
     assert not capped.complete and capped.attempted == 600 and len(capped.kept) == 12
 
 
@@ -176,9 +220,11 @@ def test_waypoint_planner_follows_the_u_maze() -> None:
 
 # --- whole builds -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_reacher_build_is_reproducible_and_resumes_from_its_checkpoint(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reacher_build_is_reproducible_and_resumes_from_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     task = get_task("reacher2d-medium")
     monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path / "a"))
     path_a = build_dataset(task, seed=3, transitions=400, progress=False, **TINY_REACHER)
@@ -260,7 +306,8 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
     assert card["reference"]["d4rl_v2"]["medium_normalized_mean"] == 44.3
     assert replay_card["reference"]["d4rl_v2"]["medium_replay_transitions"] == 402_000
     assert mixed_card["reference"]["this_dataset"]["expert_policy_normalized"] == pytest.approx(
-        mixed_card["behaviour_policy"]["expert"]["selection"]["selected_normalized"], abs=0.01)
+        mixed_card["behaviour_policy"]["expert"]["selection"]["selected_normalized"], abs=0.01
+    )
 
 
 @pytest.mark.slow

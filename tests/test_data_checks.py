@@ -35,11 +35,15 @@ def test_card_hash_is_checked_by_data_info_train_and_run(reacher_data_root: Path
     _card(reacher_data_root, good)
     assert _loaded_hash(reacher_data_root, tmp_path) == good  # a matching card is accepted
     _card(reacher_data_root, "0123456789abcdef")  # data edited after the build, as far as the card knows
-    expected = f"has content hash {good}, its card {reacher_data_root / 'minari' / DATASET / 'card.json'} says " \
-               f"0123456789abcdef"
-    for args in (["data", "info", "reacher2d-medium"],
-                 ["train", "bc", "reacher2d-medium", "--steps", "2", "--eval-every", "2", "--episodes", "1"],
-                 ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--name", "x"]):
+    expected = (
+        f"has content hash {good}, its card {reacher_data_root / 'minari' / DATASET / 'card.json'} says "
+        f"0123456789abcdef"
+    )
+    for args in (
+        ["data", "info", "reacher2d-medium"],
+        ["train", "bc", "reacher2d-medium", "--steps", "2", "--eval-every", "2", "--episodes", "1"],
+        ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--name", "x"],
+    ):
         out = _bench(*args, env=env)
         assert out.returncode == 2, (args, out.stderr)
         assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
@@ -53,11 +57,17 @@ def test_corrupt_card_is_one_line(reacher_data_root: Path, tmp_path: Path) -> No
     assert out.returncode == 2 and "corrupt dataset card" in out.stderr
 
 
-@pytest.mark.parametrize(("field", "value", "kind"), [
-    ("observations", np.nan, "NaN"), ("actions", np.inf, "infinite value"), ("rewards", -np.inf, "infinite value"),
-])
-def test_non_finite_values_are_refused_naming_field_and_episode(data_root: Path, tmp_path: Path, field: str,
-                                                                value: float, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("observations", np.nan, "NaN"),
+        ("actions", np.inf, "infinite value"),
+        ("rewards", -np.inf, "infinite value"),
+    ],
+)
+def test_non_finite_values_are_refused_naming_field_and_episode(
+    data_root: Path, tmp_path: Path, field: str, value: float, kind: str
+) -> None:
     episodes = random_reacher_episodes(5)
     episodes[3][field] = episodes[3][field].copy()
     episodes[3][field][7] = value

@@ -70,10 +70,11 @@ def test_overridden_backbone_and_cached_inference_are_listed(sparse_data_root: P
     suite_file = tmp_path / "mine.toml"
     suite_file.write_text(
         'agents = ["lamo", "lamo-no-lm-loss", "dt"]\ntasks = ["kitchen-complete"]\nseeds = [0]\n'
-        'ratios = [0.3, 1.0]\n\n'
+        "ratios = [0.3, 1.0]\n\n"
         '[[cell_overrides]]\nagent = "lamo"\ntask = "kitchen-complete"\nratio = 0.3\n'
         'set = { lm_source = "smollm2-135m", eval_mode = "cached" }\n\n'
-        '[[cell_overrides]]\nagent = "dt"\ntask = "kitchen-complete"\nset = { eval_mode = "cached" }\n')
+        '[[cell_overrides]]\nagent = "dt"\ntask = "kitchen-complete"\nset = { eval_mode = "cached" }\n'
+    )
     plan = build_grid(load_suite(str(suite_file)), get_profile("paper"))
     trials = _by_id(plan.trials)
     # The suite's override beats the profile's gpt2-medium; the variant inherits its base agent's overrides.
@@ -92,8 +93,14 @@ def test_overridden_backbone_and_cached_inference_are_listed(sparse_data_root: P
 
 
 def test_quick_profile_budget_and_config_differences(sparse_data_root: Path) -> None:
-    plan = build_grid(load_suite("sparse"), get_profile("quick"), agents=["lamo", "bc"], tasks=["reacher2d-medium"],
-                      seeds=[0], ratios=[1.0])
+    plan = build_grid(
+        load_suite("sparse"),
+        get_profile("quick"),
+        agents=["lamo", "bc"],
+        tasks=["reacher2d-medium"],
+        seeds=[0],
+        ratios=[1.0],
+    )
     deviations = trial_deviations_of(plan.trials)
     lamo = deviations["lamo__reacher2d-medium__r1__s0"]
     assert _has(lamo, "training steps 200 instead of the paper's 37500")
@@ -126,16 +133,38 @@ def test_bad_cell_overrides_are_one_line_errors(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_dry_run_json_shows_backbone_inference_mode_and_deviations(sparse_data_root: Path, tmp_path: Path) -> None:
     env = {**os.environ, "LAMO_BENCH_DATA": str(sparse_data_root), "LAMO_BENCH_RESULTS": str(tmp_path / "r")}
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--suite", "sparse", "--profile", "paper",
-                          "--tasks", "kitchen-complete", "--seeds", "0", "--dry-run", "--json"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            "--suite",
+            "sparse",
+            "--profile",
+            "paper",
+            "--tasks",
+            "kitchen-complete",
+            "--seeds",
+            "0",
+            "--dry-run",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     grid = {g["trial_id"]: g for g in json.loads(out.stdout)["grid"]}
     assert len(grid) == 4 * 3
     medium = grid["lamo__kitchen-complete__r0.3__s0"]
     assert (medium["backbone"], medium["eval_mode"]) == ("gpt2-medium", "window")
-    assert (grid["lamo__kitchen-complete__r1__s0"]["backbone"], grid["dt__kitchen-complete__r1__s0"]["backbone"],
-            grid["dt__kitchen-complete__r1__s0"]["eval_mode"]) == ("gpt2", "-", "window")
+    assert (
+        grid["lamo__kitchen-complete__r1__s0"]["backbone"],
+        grid["dt__kitchen-complete__r1__s0"]["backbone"],
+        grid["dt__kitchen-complete__r1__s0"]["eval_mode"],
+    ) == ("gpt2", "-", "window")
     assert grid["cql__kitchen-complete__r1__s0"]["eval_mode"] == "-"
     assert _has(medium["deviations"], "bf16 autocast") and _has(medium["deviations"], "python-docs")
     assert all(SEEDED_EVALUATION in g["deviations"] for g in grid.values())

@@ -36,10 +36,15 @@ def _agent(dataset: TrajectoryDataset, seed: int = 0, **overrides: object) -> DT
 def test_default_config_follows_task_and_paper() -> None:
     hopper = get_task("hopper-medium")
     c = DTAgent.default_config(hopper)
-    assert (c.context_length, c.batch_size, c.grad_clip, c.reward_scale, c.max_timestep) == (20, 64, 0.25, 1000.0,
-                                                                                             1000)
-    assert (c.n_layer, c.hidden_size, c.n_head, c.dropout, c.learning_rate, c.weight_decay) == (3, 128, 1, 0.1, 1e-4,
-                                                                                               1e-4)
+    assert (c.context_length, c.batch_size, c.grad_clip, c.reward_scale, c.max_timestep) == (20, 64, 0.25, 1000.0, 1000)
+    assert (c.n_layer, c.hidden_size, c.n_head, c.dropout, c.learning_rate, c.weight_decay) == (
+        3,
+        128,
+        1,
+        0.1,
+        1e-4,
+        1e-4,
+    )
     assert c.warmup_steps == 2500 and c.eval_mode == "window"
     r = DTAgent.default_config(TASK)
     assert (r.context_length, r.reward_scale, r.max_timestep) == (5, 10.0, 100)
@@ -87,8 +92,7 @@ def test_atari_token_schedule_counts_as_the_official_code() -> None:
         schedule.observe(actions, torch.ones(3, 4))
         running += n
         scheduled += running
-        mult = scheduled / 100 if scheduled < 100 else max(
-            0.1, 0.5 * (1 + np.cos(np.pi * (scheduled - 100) / 1000)))
+        mult = scheduled / 100 if scheduled < 100 else max(0.1, 0.5 * (1 + np.cos(np.pi * (scheduled - 100) / 1000)))
         assert schedule(0) == pytest.approx(mult)
     # Quadratic count: past final_tokens within 30 steps. The official progress is never clamped to 1, so the
     # cosine climbs back up after its 0.1 floor; the re-statement above follows that too.
@@ -99,15 +103,39 @@ def test_atari_token_schedule_counts_as_the_official_code() -> None:
 
 
 def test_atari_schedule_drives_the_optimizer() -> None:
-    spec = TaskSpec(task="toy", observation_shape=(4,), action_dim=3, discrete=True, context_length=4,
-                    max_episode_steps=30, reward_scale=1.0, rtg_targets=(30.0,))
+    spec = TaskSpec(
+        task="toy",
+        observation_shape=(4,),
+        action_dim=3,
+        discrete=True,
+        context_length=4,
+        max_episode_steps=30,
+        reward_scale=1.0,
+        rtg_targets=(30.0,),
+    )
     rng = np.random.default_rng(0)
-    episodes = [{"observations": rng.normal(size=(30, 4)).astype(np.float32),
-                 "actions": rng.integers(0, 3, 30), "rewards": np.ones(30), "terminals": np.arange(30) == 29,
-                 "timeouts": np.zeros(30, bool)} for _ in range(4)]
+    episodes = [
+        {
+            "observations": rng.normal(size=(30, 4)).astype(np.float32),
+            "actions": rng.integers(0, 3, 30),
+            "rewards": np.ones(30),
+            "terminals": np.arange(30) == 29,
+            "timeouts": np.zeros(30, bool),
+        }
+        for _ in range(4)
+    ]
     data = TrajectoryDataset.from_episodes(episodes)
-    config = DTConfig(context_length=4, max_timestep=30, reward_scale=1.0, batch_size=8, hidden_size=16,
-                      n_layer=1, lr_schedule="atari_tokens", warmup_tokens=400, final_tokens=4000)
+    config = DTConfig(
+        context_length=4,
+        max_timestep=30,
+        reward_scale=1.0,
+        batch_size=8,
+        hidden_size=16,
+        n_layer=1,
+        lr_schedule="atari_tokens",
+        warmup_tokens=400,
+        final_tokens=4000,
+    )
     agent = DTAgent(config, spec)
     lrs: list[float] = []
     agent.fit(data, 12, eval_every=1, on_log=lambda s, m: lrs.append(m["lr"]))
@@ -124,8 +152,9 @@ def test_training_lowers_loss_and_reports(dataset: TrajectoryDataset) -> None:
     agent = _agent(dataset, batch_size=16)  # small batches keep the test short on a shared CPU
     logs: list[tuple[int, dict[str, float]]] = []
     evals: list[int] = []
-    agent.fit(dataset, 200, eval_every=40, on_log=lambda s, m: logs.append((s, m)),
-              on_eval=lambda s, a: evals.append(s))
+    agent.fit(
+        dataset, 200, eval_every=40, on_log=lambda s, m: logs.append((s, m)), on_eval=lambda s, a: evals.append(s)
+    )
     assert [s for s, _ in logs] == evals == [40, 80, 120, 160, 200]
     assert all(np.isfinite(m["loss"]) for _, m in logs)
     assert logs[-1][1]["loss"] < 0.5 * logs[0][1]["loss"]
@@ -198,13 +227,29 @@ def test_discrete_actions_train_and_act() -> None:
     episodes = []
     for _ in range(8):
         obs = rng.normal(size=(30, 4)).astype(np.float32)
-        episodes.append({"observations": obs, "actions": obs[:, :3].argmax(1), "rewards": np.ones(30),
-                         "terminals": np.arange(30) == 29, "timeouts": np.zeros(30, bool)})
+        episodes.append(
+            {
+                "observations": obs,
+                "actions": obs[:, :3].argmax(1),
+                "rewards": np.ones(30),
+                "terminals": np.arange(30) == 29,
+                "timeouts": np.zeros(30, bool),
+            }
+        )
     data = TrajectoryDataset.from_episodes(episodes)
-    spec = TaskSpec(task="toy", observation_shape=(4,), action_dim=3, discrete=True, context_length=4,
-                    max_episode_steps=30, reward_scale=1.0, rtg_targets=(30.0,))
-    config = DTConfig(context_length=4, max_timestep=30, reward_scale=1.0, warmup_steps=1, learning_rate=1e-3,
-                      batch_size=16)
+    spec = TaskSpec(
+        task="toy",
+        observation_shape=(4,),
+        action_dim=3,
+        discrete=True,
+        context_length=4,
+        max_episode_steps=30,
+        reward_scale=1.0,
+        rtg_targets=(30.0,),
+    )
+    config = DTConfig(
+        context_length=4, max_timestep=30, reward_scale=1.0, warmup_steps=1, learning_rate=1e-3, batch_size=16
+    )
     agent = DTAgent(config, spec)
     logs: list[float] = []
     agent.fit(data, 120, eval_every=40, on_log=lambda s, m: logs.append(m["loss"]))
@@ -213,6 +258,6 @@ def test_discrete_actions_train_and_act() -> None:
     for mode in modes:
         policy = agent.make_policy(5, 30.0, mode=mode)
         for t in range(6):  # past K, so the cached mode feeds previous (discrete) actions back in
-            acts = policy.act(data.observations[5 * t:5 * t + 5])
+            acts = policy.act(data.observations[5 * t : 5 * t + 5])
             assert acts.dtype == np.int64 and acts.shape == (5,) and set(acts.tolist()) <= {0, 1, 2}
             policy.observe(np.ones(5))

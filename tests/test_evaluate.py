@@ -68,12 +68,20 @@ def test_cached_matches_uncached_gpt2() -> None:
 def test_cached_matches_uncached_llama_backbone_with_rope() -> None:
     """A pre-trained-style backbone of another width, with RoPE and grouped KV heads, plugs in unchanged."""
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=512)
+    cfg = LlamaConfig(
+        vocab_size=8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
     cfg._attn_implementation = "sdpa"
     model = TrajectoryModel(
-        TrajectoryModelConfig(obs_dim=5, act_dim=3, context_length=3, max_timestep=64, mlp_embedding=True,
-                              mlp_head=True),
+        TrajectoryModelConfig(
+            obs_dim=5, act_dim=3, context_length=3, max_timestep=64, mlp_embedding=True, mlp_head=True
+        ),
         backbone=LlamaModel(cfg),
     )
     assert model.hidden_size == 32
@@ -163,8 +171,15 @@ class _ZeroAgent(Agent):
     def default_config(cls, task: Task) -> AgentConfig:
         return AgentConfig()
 
-    def fit(self, dataset: TrajectoryDataset, steps: int, *, eval_every: int = 0,
-            on_eval: EvalCallback | None = None, on_log: LogCallback | None = None) -> None:
+    def fit(
+        self,
+        dataset: TrajectoryDataset,
+        steps: int,
+        *,
+        eval_every: int = 0,
+        on_eval: EvalCallback | None = None,
+        on_log: LogCallback | None = None,
+    ) -> None:
         return None
 
     def make_policy(self, num_envs: int, rtg_target: float | None) -> EpisodePolicy:

@@ -51,8 +51,12 @@ D4RL_GOALS = {
 
 
 # D4RL's observation indices of the target subtasks' joints (d4rl/kitchen/kitchen_envs.py OBS_ELEMENT_INDICES).
-D4RL_INDICES = {"microwave": [22], "kettle": [23, 24, 25, 26, 27, 28, 29], "light switch": [17, 18],
-                "slide cabinet": [19]}
+D4RL_INDICES = {
+    "microwave": [22],
+    "kettle": [23, 24, 25, 26, 27, 28, 29],
+    "light switch": [17, 18],
+    "slide cabinet": [19],
+}
 
 
 def _d4rl_goal_slots() -> np.ndarray:
@@ -207,8 +211,9 @@ def test_recipe_overrides_reject_bad_names_and_types() -> None:
 def test_tiny_build_writes_a_loadable_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path))
     task = get_task("kitchen-complete")
-    path = build_kitchen(task, "lamo-bench/kitchen/complete-v1", seed=0, transitions=80, progress=False,
-                         recipe=KitchenRecipe())
+    path = build_kitchen(
+        task, "lamo-bench/kitchen/complete-v1", seed=0, transitions=80, progress=False, recipe=KitchenRecipe()
+    )
     assert path == tmp_path / "minari" / "lamo-bench" / "kitchen" / "complete-v1"
     data = load_minari_path(path, name=task.name)
     assert data.num_transitions == 80
@@ -315,8 +320,9 @@ def test_info_reports_kitchen_labels_and_solves() -> None:
         ends = np.cumsum([len(x) for x in rewards]) - 1
         timeouts = np.zeros(n, bool)
         timeouts[ends] = True
-        return TrajectoryDataset.from_flat(np.zeros((n, 60), np.float32), np.zeros((n, 9), np.float32), r,
-                                           np.zeros(n, bool), timeouts)
+        return TrajectoryDataset.from_flat(
+            np.zeros((n, 60), np.float32), np.zeros((n, 9), np.float32), r, np.zeros(n, bool), timeouts
+        )
 
     markov = dataset_summary(task, dataset([[0, 1, 1, 2, 3, 4, 4], [0, 1, 1, 1]]))["kitchen"]
     assert markov["reward_labels"].startswith("markovian")

@@ -61,8 +61,14 @@ def dataset() -> TrajectoryDataset:
 
 
 def _config(text_file: str, **overrides: Any) -> LaMoConfig:
-    base = {"lm_layers": 1, "lm_corpus": text_file, "lm_block_size": 32, "batch_size": 8, "warmup_steps": 1,
-            "learning_rate": 1e-3}
+    base = {
+        "lm_layers": 1,
+        "lm_corpus": text_file,
+        "lm_block_size": 32,
+        "batch_size": 8,
+        "warmup_steps": 1,
+        "learning_rate": 1e-3,
+    }
     return LaMoAgent.default_config(TASK).with_overrides({**base, **overrides})
 
 
@@ -76,6 +82,7 @@ def _weights(agent: LaMoAgent) -> dict[str, torch.Tensor]:
 
 def _head_count(hidden: int, obs: int, act: int, max_timestep: int, mlp: bool) -> int:
     """Parameters of the embeddings, input LayerNorm and action head, from their shapes."""
+
     def linear(i: int, o: int) -> int:
         return i * o + o
 
@@ -87,18 +94,39 @@ def _head_count(hidden: int, obs: int, act: int, max_timestep: int, mlp: bool) -
 def test_default_config_follows_paper_and_task() -> None:
     c = LaMoAgent.default_config(get_task("halfcheetah-medium"))
     assert (c.lora_rank, c.lora_alpha, c.lora_dropout, c.lm_loss_weight, c.learning_rate, c.weight_decay) == (
-        16, 32, 0.1, 0.1, 1e-4, 1e-5)
+        16,
+        32,
+        0.1,
+        0.1,
+        1e-4,
+        1e-5,
+    )
     assert (c.mlp_embedding, c.mlp_head, c.batch_size, c.context_length, c.warmup_steps, c.grad_clip) == (
-        True, True, 64, 20, 2500, 0.25)
+        True,
+        True,
+        64,
+        20,
+        2500,
+        0.25,
+    )
     assert (c.lm_source, c.lm_corpus, c.lm_batch_size, c.lm_block_size, c.eval_mode) == (
-        "smollm2-135m", "python-docs", 2, 1024, "window")  # window: as trained and as officially evaluated
+        "smollm2-135m",
+        "python-docs",
+        2,
+        1024,
+        "window",
+    )  # window: as trained and as officially evaluated
     assert (c.adam_eps, c.lr_schedule) == (1e-6, "warmup")  # experiment-d4rl/utils.py get_optimizer
     assert not (c.full_finetune or c.random_init) and c.lm_layers is None
     hopper = LaMoAgent.default_config(get_task("hopper-medium"))
     assert not hopper.mlp_embedding and not hopper.mlp_head  # the paper's linear-embedding exception
     breakout = LaMoAgent.default_config(get_task("breakout-medium"))
     assert (breakout.lora_rank, breakout.batch_size, breakout.learning_rate, breakout.context_length) == (
-        32, 128, 1e-3, 30)
+        32,
+        128,
+        1e-3,
+        30,
+    )
     assert (breakout.adam_eps, breakout.lr_schedule, breakout.max_timestep) == (1e-8, "atari_tokens", 4096)
     # LaMo's per-task settings live beside its config, one entry per registered task domain.
     assert {t.domain for t in TASKS.values()} <= set(LAMO_TASK_SETTINGS)
@@ -166,8 +194,9 @@ def test_language_loss_decreases_on_text(dataset: TrajectoryDataset, text_file: 
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5
 
 
-def test_zero_lm_weight_never_runs_the_language_pass(dataset: TrajectoryDataset, text_file: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zero_lm_weight_never_runs_the_language_pass(
+    dataset: TrajectoryDataset, text_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def counting(agent: LaMoAgent) -> list[int]:
         calls: list[int] = []
         head = agent.lm.get_output_embeddings()
@@ -209,11 +238,14 @@ def test_random_init_changes_weights_not_architecture(dataset: TrajectoryDataset
 
 def test_linear_embeddings_change_only_embeddings_and_head(dataset: TrajectoryDataset, text_file: str) -> None:
     mlp = {n: t.shape for n, t in _weights(_agent(dataset, text_file)).items()}
-    linear = {n: t.shape for n, t in _weights(_agent(dataset, text_file, mlp_embedding=False,
-                                                        mlp_head=False)).items()}
+    linear = {n: t.shape for n, t in _weights(_agent(dataset, text_file, mlp_embedding=False, mlp_head=False)).items()}
     differing = {n for n in mlp.keys() | linear.keys() if mlp.get(n) != linear.get(n)}
-    assert differing and {n.split(".")[1] for n in differing} == {"embed_return", "embed_state", "embed_action",
-                                                                 "predict_action"}
+    assert differing and {n.split(".")[1] for n in differing} == {
+        "embed_return",
+        "embed_state",
+        "embed_action",
+        "predict_action",
+    }
 
 
 def test_full_finetune_trains_the_backbone(dataset: TrajectoryDataset, text_file: str) -> None:
@@ -232,8 +264,15 @@ def test_gpt2_backbone_lora_and_positions(dataset: TrajectoryDataset, text_file:
     if not folder.is_dir():
         tokenizer = load_tokenizer("smollm2-135m")
         torch.manual_seed(0)
-        config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64,
-                            bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+        config = GPT2Config(
+            vocab_size=len(tokenizer),
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            n_positions=64,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
         GPT2LMHeadModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     agent = _agent(dataset, text_file, lm_source=str(folder), lm_layers=None)
@@ -293,8 +332,9 @@ def test_fit_reduces_decision_loss(dataset: TrajectoryDataset, text_file: str) -
 # --- LoRA counts on small random GPT-2 and Llama configs (no hub, no tokenizer) ---------------------------
 
 
-def _patched_agent(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset, model: nn.Module,
-                   **overrides: Any) -> LaMoAgent:
+def _patched_agent(
+    monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset, model: nn.Module, **overrides: Any
+) -> LaMoAgent:
     monkeypatch.setattr(lamo, "load_backbone", lambda _spec: (model, None))
     config = LaMoAgent.default_config(TASK).with_overrides({"lm_loss_weight": 0.0, **overrides})
     return LaMoAgent(config, TaskSpec.from_task(TASK, dataset), seed=0)
@@ -315,7 +355,10 @@ def test_lora_count_closed_form_gpt2(monkeypatch: pytest.MonkeyPatch, dataset: T
     assert _lm_trainable(agent) == layers * (3 * r * h + 3 * h * r + 3 * h)
     assert agent.num_params()[1] == _lm_trainable(agent) + _head_count(h, 12, 2, 100, mlp=True)
     assert {n.rsplit(".", 1)[-1] for n, p in agent.named_weights() if p.requires_grad and ".h.0." in n} == {
-        "lora_A", "lora_B", "bias"}
+        "lora_A",
+        "lora_B",
+        "bias",
+    }
 
 
 def test_lora_count_gpt2_small_is_the_official_0_88m() -> None:
@@ -339,9 +382,17 @@ def test_lora_count_closed_form_llama(monkeypatch: pytest.MonkeyPatch, dataset: 
     kv = kv_heads * (h // heads)
 
     def llama(bias: bool) -> nn.Module:
-        return LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=h, intermediate_size=96,
-                                            num_hidden_layers=layers, num_attention_heads=heads,
-                                            num_key_value_heads=kv_heads, attention_bias=bias))
+        return LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=40,
+                hidden_size=h,
+                intermediate_size=96,
+                num_hidden_layers=layers,
+                num_attention_heads=heads,
+                num_key_value_heads=kv_heads,
+                attention_bias=bias,
+            )
+        )
 
     lora = layers * r * ((h + h) + 2 * (h + kv))  # q: h -> h; k, v: h -> kv (grouped-query attention)
     smol = _patched_agent(monkeypatch, dataset, llama(False), lora_rank=r)
@@ -355,23 +406,26 @@ def test_lora_count_closed_form_llama(monkeypatch: pytest.MonkeyPatch, dataset: 
 
 def test_deviations_list_what_differs_from_the_official_run() -> None:
     official = LaMoAgent.default_config(get_task("halfcheetah-medium")).with_overrides(
-        {"lm_source": "gpt2", "lm_corpus": "wikitext-103", "amp": False})
+        {"lm_source": "gpt2", "lm_corpus": "wikitext-103", "amp": False}
+    )
     assert official.deviations() == [
         "the language pass adds GPT-2's position embeddings (official GPT2Model_LoRA leaves them out: "
-        "to_add_position_embeds=False)"]
+        "to_add_position_embeds=False)"
+    ]
     quick = LaMoAgent.default_config(TASK).with_overrides(
-        {"lm_layers": 2, "lm_block_size": 32, "lm_batch_size": 1, "eval_mode": "cached"})
+        {"lm_layers": 2, "lm_block_size": 32, "lm_batch_size": 1, "eval_mode": "cached"}
+    )
     text = " | ".join(quick.deviations())
-    for part in ("eval_mode cached", "backbone smollm2-135m", "first 2 blocks", "python-docs",
-                 "1 x 32 tokens", "bf16"):
+    for part in ("eval_mode cached", "backbone smollm2-135m", "first 2 blocks", "python-docs", "1 x 32 tokens", "bf16"):
         assert part in text
     assert not any("position embeddings" in d for d in quick.deviations())  # RoPE: nothing to add
     assert official.with_overrides({"lm_loss_weight": 0.0}).deviations() == []
     assert any("experiment-atari" in d for d in LaMoAgent.default_config(get_task("pong-medium")).deviations())
 
 
-def test_optimizer_and_old_checkpoints(monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset,
-                                       tmp_path: Path) -> None:
+def test_optimizer_and_old_checkpoints(
+    monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset, tmp_path: Path
+) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=32))

@@ -23,11 +23,24 @@ PACKAGES = ("bench", "agents")
 #: Longest matching prefix wins. Lower number = lower layer.
 LAYERS: dict[str, int] = {
     "bench": 0,  # the package itself (its __init__ holds the version)
-    "bench.errors": 0, "bench.tasks": 0, "bench.data": 0, "bench.paths": 0, "bench.envs": 0, "bench.legacy_gym": 0,
-    "bench.overrides": 0, "bench.atomic": 0,
+    "bench.errors": 0,
+    "bench.tasks": 0,
+    "bench.data": 0,
+    "bench.paths": 0,
+    "bench.envs": 0,
+    "bench.legacy_gym": 0,
+    "bench.overrides": 0,
+    "bench.atomic": 0,
     "agents": 1,
-    "bench.evaluate": 2, "bench.trial": 2, "bench.orchestrator": 2, "bench.perf": 2, "bench.results": 2,
-    "bench.suites": 2, "bench.progress": 2, "bench.smoke_check": 2, "bench.deviations": 2,
+    "bench.evaluate": 2,
+    "bench.trial": 2,
+    "bench.orchestrator": 2,
+    "bench.perf": 2,
+    "bench.results": 2,
+    "bench.suites": 2,
+    "bench.progress": 2,
+    "bench.smoke_check": 2,
+    "bench.deviations": 2,
     "bench.report": 3,
     "bench.cli": 4,
 }
@@ -71,8 +84,9 @@ def imports_of(module: str, file: Path) -> list[tuple[str, int]]:
                 name = node.module or ""
             found.append((name, node.lineno))
             # `from bench import cli` imports the submodule bench.cli
-            found += [(f"{name}.{alias.name}", node.lineno) for alias in node.names
-                      if f"{name}.{alias.name}" in modules()]
+            found += [
+                (f"{name}.{alias.name}", node.lineno) for alias in node.names if f"{name}.{alias.name}" in modules()
+            ]
     return [(name, line) for name, line in found if name.split(".")[0] in PACKAGES]
 
 
@@ -89,16 +103,18 @@ def test_no_module_imports_a_higher_layer() -> None:
         for target, line in imports_of(module, file):
             theirs = layer_of(target)
             if theirs is not None and theirs > mine:
-                violations.append(f"{file.relative_to(ROOT)}:{line} ({NAMES[mine]}) imports {target} "
-                                  f"({NAMES[theirs]})")
+                violations.append(f"{file.relative_to(ROOT)}:{line} ({NAMES[mine]}) imports {target} ({NAMES[theirs]})")
     assert not violations, "layering violations:\n" + "\n".join(violations)
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("import bench.cli\n", "bench.cli"),
-    ("def f():\n    from bench.report import build\n", "bench.report"),
-    ("from ..cli import main\n", "bench.cli"),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import bench.cli\n", "bench.cli"),
+        ("def f():\n    from bench.report import build\n", "bench.report"),
+        ("from ..cli import main\n", "bench.cli"),
+    ],
+)
 def test_the_checker_sees_every_import_form(tmp_path: Path, source: str, expected: str) -> None:
     file = tmp_path / "probe.py"
     file.write_text(source)

@@ -156,8 +156,15 @@ def test_gpt2_style_local_folder(tmp_path: Path, smollm: tuple[Any, Any, float])
     from transformers import GPT2Config, GPT2LMHeadModel
 
     _, tokenizer, _ = smollm
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=3, n_head=2,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=32,
+        n_layer=3,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
@@ -229,15 +236,18 @@ def test_offline_hub_error_says_how_to_place_a_local_copy(tmp_path: Path) -> Non
     import sys
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONWARNINGS": "ignore"}
-    code = ("from agents.lm.backbone import load_backbone\nfrom bench.errors import BenchError\n"
-            "try:\n    load_backbone('gpt2-medium')\nexcept BenchError as e:\n    print(e)\n")
+    code = (
+        "from agents.lm.backbone import load_backbone\nfrom bench.errors import BenchError\n"
+        "try:\n    load_backbone('gpt2-medium')\nexcept BenchError as e:\n    print(e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1, out.stdout
     line = lines[0]
-    assert line.startswith("cannot load LM backbone 'gpt2-medium': the Hugging Face hub is unreachable "
-                           "(HF_HUB_OFFLINE is set)")
+    assert line.startswith(
+        "cannot load LM backbone 'gpt2-medium': the Hugging Face hub is unreachable (HF_HUB_OFFLINE is set)"
+    )
     assert ".from_pretrained('gpt2-medium').save_pretrained(DIR)" in line
     assert "set lm_source to that folder" in line and "a local model folder" in line  # accepted_sources()
     assert "offline default 'smollm2-135m'" in line

@@ -54,8 +54,10 @@ def test_python_docs_card(docs_corpus: TokenCorpus, corpus_data_root: Path) -> N
     assert docs_corpus.train.dtype == np.uint32 and docs_corpus.eval.dtype == np.uint32
     assert docs_corpus.path is not None and docs_corpus.path.parent == corpus_data_root / "cache" / "corpus"
     assert json.loads((docs_corpus.path / "card.json").read_text()) == card
-    print(f"python-docs: {card['words']} words, {card['characters']} characters, {card['documents']} documents, "
-          f"{card['tokens_train']} + {card['tokens_eval']} tokens, built in {card['build_seconds']} s")
+    print(
+        f"python-docs: {card['words']} words, {card['characters']} characters, {card['documents']} documents, "
+        f"{card['tokens_train']} + {card['tokens_eval']} tokens, built in {card['build_seconds']} s"
+    )
 
 
 @pytest.mark.slow
@@ -102,7 +104,7 @@ def test_sample_batch(docs_corpus: TokenCorpus, tokenizer: Any) -> None:
     train = np.asarray(docs_corpus.train)
     for row in batch.numpy():  # each row is a contiguous slice of the train stream
         starts = np.flatnonzero(train[: len(train) - 63] == row[0])
-        assert any(np.array_equal(train[s:s + 64], row) for s in starts)
+        assert any(np.array_equal(train[s : s + 64], row) for s in starts)
     with pytest.raises(BenchError):
         docs_corpus.sample_batch(2, len(train) + 1, np.random.default_rng(0))
 
@@ -180,8 +182,7 @@ def test_local_errors(tmp_path: Path, tokenizer: Any, corpus_data_root: Path) ->
         build_corpus(str(empty), tokenizer)
 
 
-def test_wikitext_without_datasets(monkeypatch: pytest.MonkeyPatch, tokenizer: Any,
-                                   corpus_data_root: Path) -> None:
+def test_wikitext_without_datasets(monkeypatch: pytest.MonkeyPatch, tokenizer: Any, corpus_data_root: Path) -> None:
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
     with pytest.raises(BenchError, match="needs the `datasets` package"):
         build_corpus("wikitext-103", tokenizer)
@@ -191,8 +192,7 @@ def test_wikitext_without_datasets(monkeypatch: pytest.MonkeyPatch, tokenizer: A
         build_corpus("wikitext-103", tokenizer)
 
 
-def test_wikitext_network_failure(monkeypatch: pytest.MonkeyPatch, tokenizer: Any,
-                                  corpus_data_root: Path) -> None:
+def test_wikitext_network_failure(monkeypatch: pytest.MonkeyPatch, tokenizer: Any, corpus_data_root: Path) -> None:
     def load_dataset(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("Couldn't reach 'wikitext' on the Hub (LocalEntryNotFoundError)")
 
@@ -201,10 +201,17 @@ def test_wikitext_network_failure(monkeypatch: pytest.MonkeyPatch, tokenizer: An
         build_corpus("wikitext-103", tokenizer)
 
 
-def test_wikitext_with_fake_datasets(monkeypatch: pytest.MonkeyPatch, tokenizer: Any,
-                                     corpus_data_root: Path) -> None:
-    train = ["", " = Alpha = \n", "", " Alpha is the first letter . \n", " = = History = = \n", " It is old . \n",
-             " = Beta = \n", " Beta comes second . \n"]
+def test_wikitext_with_fake_datasets(monkeypatch: pytest.MonkeyPatch, tokenizer: Any, corpus_data_root: Path) -> None:
+    train = [
+        "",
+        " = Alpha = \n",
+        "",
+        " Alpha is the first letter . \n",
+        " = = History = = \n",
+        " It is old . \n",
+        " = Beta = \n",
+        " Beta comes second . \n",
+    ]
     validation = [" = Gamma = \n", " Gamma is third . \n"]
     calls: list[tuple[Any, ...]] = []
 

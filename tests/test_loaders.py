@@ -91,7 +91,7 @@ def test_kitchen_flattening_layout() -> None:
     np.testing.assert_array_equal(flat[0, :9], np.arange(9))  # robot joint positions
     np.testing.assert_array_equal(flat[0, 9:30], np.arange(18, 39))  # object positions
     assert flat[0, 30 + 22] == -0.75  # microwave goal at its object index
-    np.testing.assert_array_equal(flat[0, 30 + 23:30 + 30], np.arange(7) + 100.0)
+    np.testing.assert_array_equal(flat[0, 30 + 23 : 30 + 30], np.arange(7) + 100.0)
     assert np.count_nonzero(flat[0, 30:]) == 8  # 1 microwave + 7 kettle entries, all other goals zero
 
 
@@ -100,8 +100,13 @@ def test_cli_data_info_json_on_both_formats(data_root: Path) -> None:
     write_minari(data_root / "minari", "lamo-bench/walker2d/medium-v0", make_episodes(6, obs_dim=17, act_dim=6))
     env = {**os.environ, "LAMO_BENCH_DATA": str(data_root)}
     for task, episodes in (("hopper-medium", 4), ("walker2d-medium", 6)):
-        out = subprocess.run([sys.executable, "-m", "bench.cli", "data", "info", task, "--json"],
-                             capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.cli", "data", "info", task, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         doc = json.loads(out.stdout)
         assert doc["episodes"] == episodes
         assert len(doc["content_hash"]) == 16
@@ -110,8 +115,10 @@ def test_cli_data_info_json_on_both_formats(data_root: Path) -> None:
 
 def test_cli_errors_exit_2_with_one_line(data_root: Path) -> None:
     env = {**os.environ, "LAMO_BENCH_DATA": str(data_root)}
-    for args, pattern in ((["data", "info", "nope"], "unknown task 'nope'"),
-                          (["data", "info", "hopper-medium"], "no dataset for hopper-medium")):
+    for args, pattern in (
+        (["data", "info", "nope"], "unknown task 'nope'"),
+        (["data", "info", "hopper-medium"], "no dataset for hopper-medium"),
+    ):
         out = subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, env=env)
         assert out.returncode == 2
         assert pattern in out.stderr

@@ -35,8 +35,16 @@ from bench.tasks import get_task
 
 torch.set_num_threads(1)
 TASK = get_task("reacher2d-medium")
-SPEC = TaskSpec(task=TASK.name, observation_shape=(11,), action_dim=2, discrete=False, context_length=5,
-                max_episode_steps=100, reward_scale=10.0, rtg_targets=(20.0,))
+SPEC = TaskSpec(
+    task=TASK.name,
+    observation_shape=(11,),
+    action_dim=2,
+    discrete=False,
+    context_length=5,
+    max_episode_steps=100,
+    reward_scale=10.0,
+    rtg_targets=(20.0,),
+)
 N_EMBD, N_HEAD, N_LAYER, RANK = 32, 4, 2, 4
 
 # --- the reference ----------------------------------------------------------------------------------------
@@ -77,12 +85,13 @@ def _merged_c_attn(w: dict[str, torch.Tensor], name: str, scaling: float) -> tor
         return weight
     a, b = w[f"{name}.lora_A"], w[f"{name}.lora_B"]
     r, d = a.shape[0] // 3, b.shape[0] // 3
-    delta = torch.cat([b[g * d:(g + 1) * d] @ a[g * r:(g + 1) * r] for g in range(3)], dim=0)  # (3d, in)
+    delta = torch.cat([b[g * d : (g + 1) * d] @ a[g * r : (g + 1) * r] for g in range(3)], dim=0)  # (3d, in)
     return weight + scaling * delta.T
 
 
-def _gpt2(w: dict[str, torch.Tensor], x: torch.Tensor, mask: torch.Tensor, n_layer: int, n_head: int,
-          act: str, scaling: float) -> torch.Tensor:
+def _gpt2(
+    w: dict[str, torch.Tensor], x: torch.Tensor, mask: torch.Tensor, n_layer: int, n_head: int, act: str, scaling: float
+) -> torch.Tensor:
     """GPT-2 blocks over inputs_embeds x (B, N, H) with a (B, N) 1/0 key mask, no position embeddings."""
     b, n, h = x.shape
     hd = h // n_head
@@ -103,14 +112,26 @@ def _gpt2(w: dict[str, torch.Tensor], x: torch.Tensor, mask: torch.Tensor, n_lay
     return _layer_norm(w, "transformer_model.transformer.ln_f", x)
 
 
-def official_forward(w: dict[str, torch.Tensor], states: torch.Tensor, actions: torch.Tensor,
-                     returns_to_go: torch.Tensor, timesteps: torch.Tensor, mask: torch.Tensor, *, mlp: bool,
-                     n_layer: int, n_head: int, act: str, scaling: float = 0.0) -> torch.Tensor:
+def official_forward(
+    w: dict[str, torch.Tensor],
+    states: torch.Tensor,
+    actions: torch.Tensor,
+    returns_to_go: torch.Tensor,
+    timesteps: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    mlp: bool,
+    n_layer: int,
+    n_head: int,
+    act: str,
+    scaling: float = 0.0,
+) -> torch.Tensor:
     """DecisionTransformer.forward of experiment-d4rl, action predictions (B, T, act_dim)."""
     b, t = timesteps.shape
     embed = _residual_block if mlp else _linear
-    r, s, a = (embed(w, f"embed_{k}", x) for k, x in (("return", returns_to_go), ("state", states),
-                                                        ("action", actions)))
+    r, s, a = (
+        embed(w, f"embed_{k}", x) for k, x in (("return", returns_to_go), ("state", states), ("action", actions))
+    )
     h = r.shape[-1]
     stacked = torch.stack((r, s, a), dim=1).permute(0, 2, 1, 3).reshape(b, 3 * t, h)
     time = w["embed_timestep.weight"][timesteps]
@@ -128,11 +149,11 @@ def official_trainable(names: list[str], lora: bool) -> set[str]:
     holding "embed" or "predict" (adapt_embed); DT (no adapt_mode) trains everything."""
     if not lora:
         return set(names)
-    return {n for n in names if "lora_" in n or re.search(r"\.c_attn\.bias$", n) or "embed" in n
-            or "predict" in n}
+    return {n for n in names if "lora_" in n or re.search(r"\.c_attn\.bias$", n) or "embed" in n or "predict" in n}
 
 
 # --- name mapping ours -> official ------------------------------------------------------------------------
+
 
 def official_name(ours: str, mlp_head: bool) -> str:
     n = re.sub(r"^trajectory\.", "", ours)
@@ -167,7 +188,8 @@ def _tiny_gpt2(_spec: Any) -> tuple[GPT2LMHeadModel, None]:
 def lamo_agent(monkeypatch: pytest.MonkeyPatch) -> LaMoAgent:
     monkeypatch.setattr(lamo, "load_backbone", _tiny_gpt2)
     config = LaMoAgent.default_config(TASK).with_overrides(
-        {"lm_source": "gpt2", "lm_loss_weight": 0.0, "lora_rank": RANK, "lora_alpha": 2 * RANK, "amp": False})
+        {"lm_source": "gpt2", "lm_loss_weight": 0.0, "lora_rank": RANK, "lora_alpha": 2 * RANK, "amp": False}
+    )
     agent = LaMoAgent(config, SPEC, seed=0)
     with torch.no_grad():  # LoRA's B starts at zero: give it (and the biases) values so the adapters matter
         for name, p in agent.named_weights():
@@ -182,8 +204,19 @@ def test_lamo_forward_equals_official(lamo_agent: LaMoAgent) -> None:
     states, actions, rtg, timesteps, mask = _inputs()
     with torch.no_grad():
         ours = model(states, actions, rtg, timesteps, mask)
-        ref = official_forward(w, states, actions, rtg, timesteps, mask, mlp=True, n_layer=N_LAYER,
-                               n_head=N_HEAD, act="gelu_new", scaling=2.0)
+        ref = official_forward(
+            w,
+            states,
+            actions,
+            rtg,
+            timesteps,
+            mask,
+            mlp=True,
+            n_layer=N_LAYER,
+            n_head=N_HEAD,
+            act="gelu_new",
+            scaling=2.0,
+        )
     real = mask.bool()
     assert ref.abs().max() > 0.1  # not trivially small
     torch.testing.assert_close(ours[real], ref[real], atol=1e-9, rtol=0)
@@ -213,8 +246,9 @@ def test_dt_forward_and_trainables_equal_official() -> None:
     states, actions, rtg, timesteps, mask = _inputs(seed=1)
     with torch.no_grad():
         ours = model(states, actions, rtg, timesteps, mask)
-        ref = official_forward(w, states, actions, rtg, timesteps, mask, mlp=False, n_layer=config.n_layer,
-                               n_head=N_HEAD, act="relu")
+        ref = official_forward(
+            w, states, actions, rtg, timesteps, mask, mlp=False, n_layer=config.n_layer, n_head=N_HEAD, act="relu"
+        )
     real = mask.bool()
     torch.testing.assert_close(ours[real], ref[real], atol=1e-9, rtol=0)
     assert {n for n, p in named.items() if p.requires_grad} == official_trainable(list(named), lora=False)

@@ -76,8 +76,20 @@ def test_grid_filters_and_missing_data(reacher_data_root: Path) -> None:
 
 @pytest.mark.slow
 def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
-    out = _bench("run", "--suite", "sparse", "--profile", "quick", "--agents", "dt,bc", "--seeds", "0",
-                 "--dry-run", "--json", env=_env(reacher_data_root, tmp_path / "results"))
+    out = _bench(
+        "run",
+        "--suite",
+        "sparse",
+        "--profile",
+        "quick",
+        "--agents",
+        "dt,bc",
+        "--seeds",
+        "0",
+        "--dry-run",
+        "--json",
+        env=_env(reacher_data_root, tmp_path / "results"),
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["trials"] == 6 and len(doc["grid"]) == 6
@@ -87,6 +99,7 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
 
 # --- Ray processes of one test only: found by the test's own Ray temp dir, never `ray stop` (which stops every
 # Ray on the machine, other users' included) ------------------------------------------------------------------
+
 
 @contextmanager
 def _ray_temp_dir() -> Iterator[str]:
@@ -131,8 +144,11 @@ def _listening(procs: list[psutil.Process]) -> list[tuple[str, str, int]]:
     out = []
     for p in procs:
         try:
-            out += [(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections(kind="inet")
-                    if c.status == psutil.CONN_LISTEN]
+            out += [
+                (p.name(), c.laddr.ip, c.laddr.port)
+                for c in p.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN
+            ]
         except psutil.Error:
             continue
     return out
@@ -181,12 +197,19 @@ def test_local_ray_of_bench_run_listens_on_loopback_only(tmp_path: Path) -> None
     _assert_loopback_only([tuple(x) for x in doc["listening"]])
 
 
-def _signal_after(args: list[str], env: dict[str, str], trials: Path, finished: int, sig: signal.Signals,
-                  meanwhile: Callable[[int], None] | None = None) -> subprocess.CompletedProcess[str]:
+def _signal_after(
+    args: list[str],
+    env: dict[str, str],
+    trials: Path,
+    finished: int,
+    sig: signal.Signals,
+    meanwhile: Callable[[int], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Start `bench run`, send `sig` to its driver (what a scheduler or Ctrl+C does) once `finished` trials have
     written their final row (after calling `meanwhile` with its pid), and wait for it to stop."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(trials.glob("*/final.json"))) < finished and proc.poll() is None:
         time.sleep(0.2)
@@ -206,8 +229,21 @@ def test_sigterm_then_sigint_then_resume_has_one_row_per_trial(reacher_data_root
 def _sigterm_then_sigint_then_resume(reacher_data_root: Path, tmp_path: Path, ray_tmp: str) -> None:
     results = tmp_path / "results"
     env = {**_env(reacher_data_root, results), "RAY_TMPDIR": ray_tmp}
-    args = ["run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--seeds", "0,1,2,3",
-            "--max-concurrent", "1", "--name", "killed"]
+    args = [
+        "run",
+        "--suite",
+        "smoke",
+        "--agents",
+        "bc",
+        "--tasks",
+        "reacher2d-medium",
+        "--seeds",
+        "0,1,2,3",
+        "--max-concurrent",
+        "1",
+        "--name",
+        "killed",
+    ]
     trials = results / "killed" / "trials"
 
     def second_run_is_refused(pid: int) -> None:
@@ -258,14 +294,42 @@ def test_tiny_grid_on_a_local_ray_cluster(reacher_data_root: Path, tmp_path: Pat
     port = _free_port()
     with _ray_temp_dir() as ray_tmp:
         env = {**_env(reacher_data_root, tmp_path / "results"), **LOOPBACK_RAY_ENV}
-        start = subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                                "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                                f"--temp-dir={ray_tmp}"], capture_output=True, text=True, env=env, timeout=300)
+        start = subprocess.run(
+            [
+                ray_bin,
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={port}",
+                "--num-cpus=2",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--temp-dir={ray_tmp}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert start.returncode == 0, start.stderr
         assert "Local node IP: 127.0.0.1" in start.stdout + start.stderr
         _assert_loopback_only(_listening(_ray_processes(ray_tmp)))
-        out = _bench("run", "--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium", "--name", "cluster",
-                     "--address", f"127.0.0.1:{port}", "--json", env=env, timeout=600)
+        out = _bench(
+            "run",
+            "--suite",
+            "smoke",
+            "--agents",
+            "bc",
+            "--tasks",
+            "reacher2d-medium",
+            "--name",
+            "cluster",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--json",
+            env=env,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         final = pd.read_parquet(tmp_path / "results" / "cluster" / "final.parquet")
         assert list(final["status"]) == ["ok"]

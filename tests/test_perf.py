@@ -12,8 +12,11 @@ def _doc(device: str, sampler_ratio: float, cached_ratio: float, dt_steps: float
     return {
         "device": device,
         "sampler": {"ratio": sampler_ratio, "vectorised_windows_per_s": 1000.0 * sampler_ratio},
-        "eval": {"ratio_batched_window": 2.0, "ratio_batched_cached": cached_ratio,
-                 "batched_cached": {"env_steps_per_s": 100.0 * cached_ratio}},
+        "eval": {
+            "ratio_batched_window": 2.0,
+            "ratio_batched_cached": cached_ratio,
+            "batched_cached": {"env_steps_per_s": 100.0 * cached_ratio},
+        },
         "train": {"dt": {"steps_per_s": dt_steps}},
     }
 

@@ -41,8 +41,10 @@ def test_running_count_and_rows_follow_tune_states() -> None:
 
     cb.on_trial_result(2, trials, a, {"step": 50, "score": 12.345, "loss": 0.5})
     cb.on_trial_result(3, trials, b, {"step": 20, "score": float("nan"), "loss": 1.25})
-    assert cb.rows() == [("bc reacher2d-medium r1 s0", "20", "-", "1.2500"),
-                         ("dt reacher2d-medium r1 s0", "50", "12.3", "0.5000")]
+    assert cb.rows() == [
+        ("bc reacher2d-medium r1 s0", "20", "-", "1.2500"),
+        ("dt reacher2d-medium r1 s0", "50", "12.3", "0.5000"),
+    ]
     assert cb.best == {"dt reacher2d-medium": 12.345}
 
     cb.on_trial_complete(4, trials, a)  # Tune calls this while the trial's status still reads RUNNING
@@ -64,6 +66,11 @@ def test_running_count_and_rows_follow_tune_states() -> None:
 @pytest.mark.slow
 def test_importing_d3rlpy_agents_prints_no_legacy_gym_banner() -> None:
     code = "import agents.d3rlpy_agents, d3rlpy; import bench.data.d3rlpy_convert"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        check=True,
+    )
     assert "Gym has been unmaintained" not in out.stderr + out.stdout

@@ -169,8 +169,12 @@ def _reaching_action(env: Reacher2dEnv, obs: np.ndarray) -> np.ndarray:
     """Jacobian-transpose control toward the target with velocity damping (so some steps score 1)."""
     q = env.data.qpos[:2]
     a1, a2 = q[0] + 0.785, q[0] + q[1]
-    jac = np.array([[-0.6 * np.sin(a1) - 0.45 * np.sin(a2), -0.45 * np.sin(a2)],
-                    [0.6 * np.cos(a1) + 0.45 * np.cos(a2), 0.45 * np.cos(a2)]])
+    jac = np.array(
+        [
+            [-0.6 * np.sin(a1) - 0.45 * np.sin(a2), -0.45 * np.sin(a2)],
+            [0.6 * np.cos(a1) + 0.45 * np.cos(a2), 0.45 * np.cos(a2)],
+        ]
+    )
     return np.asarray(np.clip(8.0 * jac.T @ (-obs[10:12]) - 2.0 * env.data.qvel[:2], -1, 1))
 
 

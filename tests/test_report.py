@@ -65,19 +65,42 @@ def _write_run(root: Path, name: str, profile: str, scores: dict[tuple[str, floa
             trial = f"{variant}-{task}-{ratio:g}-s{seed}"
             ok = not math.isnan(score)
             chosen = targets[1] if variant != "cql" and ok else math.nan
-            common = {"run": name, "trial_id": trial, "agent": variant, "variant": variant, "task": task,
-                      "domain": domain, "reward_type": reward, "ratio": ratio, "seed": seed, "profile": profile}
+            common = {
+                "run": name,
+                "trial_id": trial,
+                "agent": variant,
+                "variant": variant,
+                "task": task,
+                "domain": domain,
+                "reward_type": reward,
+                "ratio": ratio,
+                "seed": seed,
+                "profile": profile,
+            }
             # Every target's scores: the chosen one scores `score`, the other less (the cell rule picks the same).
-            every = [{"target": None if variant == "cql" else targets[1], "final": score, "last": score,
-                      "best": score}]
+            every = [{"target": None if variant == "cql" else targets[1], "final": score, "last": score, "best": score}]
             if variant != "cql":
                 every.insert(0, {"target": targets[0], "final": score - 100, "last": 0.0, "best": 0.0})
-            finals.append({**common, "status": "ok" if ok else "failed",
-                           "error": "" if ok else "RuntimeError: CUDA out of memory", "rtg_target": chosen,
-                           "final_score": score, "last_score": score, "best_score": score,
-                           "target_scores": json.dumps(every if ok else []), "steps": 1000,
-                           "evaluations": 3, "wall_time_s": 1.0, "params_total": 10, "params_trainable": 5,
-                           "dataset_hash": "h", "dataset_source": "generated", "extra": "{}"})
+            finals.append(
+                {
+                    **common,
+                    "status": "ok" if ok else "failed",
+                    "error": "" if ok else "RuntimeError: CUDA out of memory",
+                    "rtg_target": chosen,
+                    "final_score": score,
+                    "last_score": score,
+                    "best_score": score,
+                    "target_scores": json.dumps(every if ok else []),
+                    "steps": 1000,
+                    "evaluations": 3,
+                    "wall_time_s": 1.0,
+                    "params_total": 10,
+                    "params_trainable": 5,
+                    "dataset_hash": "h",
+                    "dataset_source": "generated",
+                    "extra": "{}",
+                }
+            )
             if not ok:
                 continue
             # The chosen target climbs to the final score; the other target stays at 0 (must not be plotted).
@@ -86,10 +109,21 @@ def _write_run(root: Path, name: str, profile: str, scores: dict[tuple[str, floa
                 per_target.append((targets[0], [0.0, 0.0, 0.0]))
             for target, curve in per_target:
                 for step, value in zip(STEPS, curve, strict=True):
-                    evals.append({**{k: v for k, v in common.items() if k != "domain"}, "domain": domain,
-                                  "step": step, "rtg_target": target, "score_mean": value, "score_std": 1.0,
-                                  "return_mean": value, "return_std": 1.0, "episodes": 5, "loss": 0.1,
-                                  "wall_time_s": 1.0})
+                    evals.append(
+                        {
+                            **{k: v for k, v in common.items() if k != "domain"},
+                            "domain": domain,
+                            "step": step,
+                            "rtg_target": target,
+                            "score_mean": value,
+                            "score_std": 1.0,
+                            "return_mean": value,
+                            "return_std": 1.0,
+                            "episodes": 5,
+                            "loss": 0.1,
+                            "wall_time_s": 1.0,
+                        }
+                    )
     pd.DataFrame(finals).to_parquet(run / "final.parquet", index=False)
     pd.DataFrame(evals).to_parquet(run / "evals.parquet", index=False)
     return run
@@ -130,7 +164,9 @@ def test_rank_and_improvement_rules() -> None:
     assert rank_marks({"a": 10.0, "b": 6.0}) == ([], ["a", "b"])
     # Equal at the decimal shown: tied whatever the intervals say.
     assert rank_marks({"a": 1.04, "b": 1.0, "c": 0.5}, {"a": (1.04, 1.04), "b": (1.0, 1.0), "c": (0.5, 0.5)}) == (
-        [], ["a", "b"])
+        [],
+        ["a", "b"],
+    )
     assert rank_marks({"a": 3.0, "b": math.nan}, {"a": (2.0, 4.0)}) == ([], [])  # one ranked method: no marks
     # Intervals that touch, up to float noise, overlap: no bold.
     assert rank_marks({"a": 10.0, "b": 6.0}, {"a": (25 / 3, 12.0), "b": (4.0, 8.333333333333332)}) == ([], ["a", "b"])
@@ -202,21 +238,26 @@ def test_markdown_and_latex_emphasis(report: Built) -> None:
     # Overlapping intervals: nobody bold, the tied methods underlined.
     assert _md_row(md, "sparse", "kitchen-partial", "1") == (
         "| sparse | kitchen-partial | 1 | <u>50.0 ± 8.2</u> | <u>40.0 ± 8.2</u> | 2.0 ± 0.8 | "
-        f"{diff('kitchen-partial', 1.0)} | +25.0% | 5 |")
+        f"{diff('kitchen-partial', 1.0)} | +25.0% | 5 |"
+    )
     assert _md_row(md, "sparse", "kitchen-partial", "0.1") == (
         "| sparse | kitchen-partial | 0.1 | <u>30.0 ± 8.2</u> | 20.0 ± 8.2 | <u>35.0 ± 0.8</u> | "
-        f"{diff('kitchen-partial', 0.1)} | +50.0% | 5 |")
+        f"{diff('kitchen-partial', 0.1)} | +50.0% | 5 |"
+    )
     # Clearly separated: bold, nothing underlined.
     assert _md_row(md, "dense", "hopper-medium", "1") == (
         "| dense | hopper-medium | 1 | 72.0 ± 1.6 | 60.0 ± 0.0 | **81.0 ± 1.0 (1/3 failed)** | "
-        f"{diff('hopper-medium', 1.0)} | +20.0% | 3600 |")
+        f"{diff('hopper-medium', 1.0)} | +20.0% | 3600 |"
+    )
     # An all-failed cell says so; it is never shown as a zero.
     assert _md_row(md, "dense", "hopper-medium", "0.1") == (
         "| dense | hopper-medium | 0.1 | **55.0 ± 4.1** | -10.0 ± 0.0 | failed (3/3) | +65.0 [+60.0, +70.0] | "
-        "+650.0% | 3600 |")  # DT's seeds are all -10, LaMo's 50/55/60: the difference interval is exact
+        "+650.0% | 3600 |"
+    )  # DT's seeds are all -10, LaMo's 50/55/60: the difference interval is exact
     assert _md_row(md, "**dense**", "**Average (dense)**") == (
         f"| **dense** | **Average (dense)** |  | **63.5** | 25.0 | 81.0 (1/2 rows) | {diff('Average (dense)')} | "
-        "+154.0% |  |")
+        "+154.0% |  |"
+    )
     for text in ("lies above every other method's interval", "underlined as tied", "at least 5 points"):
         assert text in md
     assert "profile 'paper'" in md.lower() or "Profile 'paper'" in md
@@ -278,8 +319,14 @@ def test_failed_trials_listed(report: Built) -> None:
 def test_figures_are_valid_images(report: Built) -> None:
     out, summary = report.out, report.summary
     figs = summary["profiles"]["paper"]["figures"]
-    assert set(figs) == {"score_vs_ratio", "sparse_vs_dense", "learning_curves", "robust_intervals",
-                         "performance_profiles", "probability_of_improvement"}
+    assert set(figs) == {
+        "score_vs_ratio",
+        "sparse_vs_dense",
+        "learning_curves",
+        "robust_intervals",
+        "performance_profiles",
+        "probability_of_improvement",
+    }
     for png, pdf in figs.values():
         data = (out / png).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
@@ -300,8 +347,13 @@ def test_index_references_everything(report: Built) -> None:
     for links in info["tables"].values():
         for path in links.values():
             assert f'href="{path}"' in page
-    for title in ("Normalized scores by task and sample ratio", "Our scores beside the published ones",
-                  "Failed trials", "Robust aggregates", "Probability of improvement"):
+    for title in (
+        "Normalized scores by task and sample ratio",
+        "Our scores beside the published ones",
+        "Failed trials",
+        "Robust aggregates",
+        "Probability of improvement",
+    ):
         assert title in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert "<u>50.0 ± 8.2</u>" in page and "<u>40.0 ± 8.2</u>" in page and "<b>55.0 ± 4.1</b>" in page
@@ -315,8 +367,12 @@ def test_learning_curves_use_chosen_target(report: Built) -> None:
     final = pd.read_parquet(run / "final.parquet")
     evals = pd.read_parquet(run / "evals.parquet")
     curves = learning_curves(evals, final)
-    last = curves[(curves["variant"] == "lamo") & (curves["task"] == "kitchen-partial") & (curves["ratio"] == 1.0)
-                  & (curves["step"] == 1000)].iloc[0]
+    last = curves[
+        (curves["variant"] == "lamo")
+        & (curves["task"] == "kitchen-partial")
+        & (curves["ratio"] == 1.0)
+        & (curves["step"] == 1000)
+    ].iloc[0]
     assert (last["mean"], last["n"]) == (pytest.approx(50.0), 3)  # the other target scored 0 throughout
     cql = curves[(curves["variant"] == "cql") & (curves["task"] == "hopper-medium") & (curves["ratio"] == 1.0)]
     assert set(cql["n"]) == {2}  # the failed seed is not part of the curve
@@ -382,9 +438,23 @@ def test_user_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(BenchError, match="has no final.parquet"):
         build_report([tmp_path / "empty"], tmp_path / "out")
-    pd.DataFrame(columns=["run", "trial_id", "agent", "variant", "task", "domain", "reward_type", "ratio", "seed",
-                          "profile", "status", "rtg_target", "final_score"]).to_parquet(
-        tmp_path / "empty" / "final.parquet")
+    pd.DataFrame(
+        columns=[
+            "run",
+            "trial_id",
+            "agent",
+            "variant",
+            "task",
+            "domain",
+            "reward_type",
+            "ratio",
+            "seed",
+            "profile",
+            "status",
+            "rtg_target",
+            "final_score",
+        ]
+    ).to_parquet(tmp_path / "empty" / "final.parquet")
     with pytest.raises(BenchError, match="holds no trials"):
         build_report([tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(BenchError, match="reps 0"):
@@ -395,8 +465,12 @@ def test_user_errors(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_degenerate_run_still_reports(tmp_path: Path) -> None:
     """One method scored, one that only failed, no evals.parquet: tables yes, curves and P(LaMo > X) noted."""
-    run = _write_run(tmp_path / "results", "tiny", "smoke", {("kitchen-partial", 1.0, "lamo"): [10.0, 20.0],
-                                                             ("kitchen-partial", 1.0, "dt"): [math.nan]})
+    run = _write_run(
+        tmp_path / "results",
+        "tiny",
+        "smoke",
+        {("kitchen-partial", 1.0, "lamo"): [10.0, 20.0], ("kitchen-partial", 1.0, "dt"): [math.nan]},
+    )
     (run / "evals.parquet").unlink()
     out = tmp_path / "report"
     info = build_report([run], out, reps=REPS)["profiles"]["smoke"]
@@ -427,15 +501,38 @@ def _target_run(root: Path, with_target_scores: bool = True) -> Path:
     for seed, (t4, t5) in enumerate(per_seed):
         best_target, best = (4.0, t4) if t4 > t5 else (5.0, t5)
         row: dict[str, Any] = {
-            "run": "targets", "trial_id": f"lamo-s{seed}", "agent": "lamo", "variant": "lamo",
-            "task": "kitchen-partial", "domain": "kitchen", "reward_type": "sparse", "ratio": 1.0, "seed": seed,
-            "profile": "paper", "status": "ok", "error": "", "rtg_target": best_target, "final_score": best,
-            "last_score": best, "best_score": best, "steps": 1000, "evaluations": 3, "wall_time_s": 1.0,
-            "params_total": 10, "params_trainable": 5, "dataset_hash": "h", "dataset_source": "generated",
-            "extra": "{}"}
+            "run": "targets",
+            "trial_id": f"lamo-s{seed}",
+            "agent": "lamo",
+            "variant": "lamo",
+            "task": "kitchen-partial",
+            "domain": "kitchen",
+            "reward_type": "sparse",
+            "ratio": 1.0,
+            "seed": seed,
+            "profile": "paper",
+            "status": "ok",
+            "error": "",
+            "rtg_target": best_target,
+            "final_score": best,
+            "last_score": best,
+            "best_score": best,
+            "steps": 1000,
+            "evaluations": 3,
+            "wall_time_s": 1.0,
+            "params_total": 10,
+            "params_trainable": 5,
+            "dataset_hash": "h",
+            "dataset_source": "generated",
+            "extra": "{}",
+        }
         if with_target_scores:
-            row["target_scores"] = json.dumps([{"target": 4.0, "final": t4, "last": t4, "best": t4},
-                                               {"target": 5.0, "final": t5, "last": t5, "best": t5}])
+            row["target_scores"] = json.dumps(
+                [
+                    {"target": 4.0, "final": t4, "last": t4, "best": t4},
+                    {"target": 5.0, "final": t5, "last": t5, "best": t5},
+                ]
+            )
         finals.append(row)
     pd.DataFrame(finals).to_parquet(run / "final.parquet", index=False)
     return run
@@ -486,8 +583,12 @@ def test_percentage_suppressed_over_a_near_zero_base(tmp_path: Path) -> None:
     from bench.report.stats import cell_stats, select_cell_targets
     from bench.report.tables import score_table
 
-    scores = {("kitchen-partial", 1.0, "lamo"): [8.0, 9.0, 10.0], ("kitchen-partial", 1.0, "dt"): [-1.0, 0.0, -1.1],
-              ("kitchen-partial", 0.1, "lamo"): [30.0, 30.0, 30.0], ("kitchen-partial", 0.1, "dt"): [20.0, 20.0, 20.0]}
+    scores = {
+        ("kitchen-partial", 1.0, "lamo"): [8.0, 9.0, 10.0],
+        ("kitchen-partial", 1.0, "dt"): [-1.0, 0.0, -1.1],
+        ("kitchen-partial", 0.1, "lamo"): [30.0, 30.0, 30.0],
+        ("kitchen-partial", 0.1, "dt"): [20.0, 20.0, 20.0],
+    }
     run = _write_run(tmp_path / "results", "near-zero", "paper", scores)
     final, _, _ = select_cell_targets(pd.read_parquet(run / "final.parquet"))
     built = score_table(cell_stats(final), "paper", reps=REPS)  # the tables only: no figures needed here
@@ -529,8 +630,21 @@ def test_identical_learning_curves_stay_distinguishable() -> None:
     from bench.report import figures
     from bench.report.style import method_colors
 
-    rows = [{"profile": "paper", "reward_type": "sparse", "task": "kitchen-partial", "ratio": 1.0, "variant": v,
-             "step": step, "mean": 0.0, "std": 0.0, "n": 3} for v in ("lamo", "dt") for step in STEPS]
+    rows = [
+        {
+            "profile": "paper",
+            "reward_type": "sparse",
+            "task": "kitchen-partial",
+            "ratio": 1.0,
+            "variant": v,
+            "step": step,
+            "mean": 0.0,
+            "std": 0.0,
+            "n": 3,
+        }
+        for v in ("lamo", "dt")
+        for step in STEPS
+    ]
     curves = pd.DataFrame(rows)
     colors = method_colors(["lamo", "dt"])
     fig = figures.learning_curves(curves, "paper", colors, {"lamo": "lamo", "dt": "dt"})

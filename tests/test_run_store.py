@@ -37,16 +37,27 @@ GRID = ["--suite", "smoke", "--agents", "bc", "--tasks", "reacher2d-medium"]
 TRIAL = "bc__reacher2d-medium__r0.2__s0"
 
 
-def _stored_run(results: Path, name: str, status: str = "ok", changes: dict[str, Any] | None = None,
-                profile: str = "smoke", manifest: bool = True) -> RunStore:
+def _stored_run(
+    results: Path,
+    name: str,
+    status: str = "ok",
+    changes: dict[str, Any] | None = None,
+    profile: str = "smoke",
+    manifest: bool = True,
+) -> RunStore:
     """A run folder as `bench run` leaves it after its one trial finished, without running anything."""
     suite, prof = load_suite("smoke"), get_profile(profile)
     plan, datasets = pin_datasets(build_grid(suite, prof, agents=["bc"], tasks=["reacher2d-medium"]))
     store = RunStore(results / name)
     for spec in plan.trials:
-        final = FinalRow(**_base_fields(spec, name), status=status, error="" if status == "ok" else "boom",
-                         final_score=None if status != "ok" else 1.0, steps=spec.steps,
-                         extra={"definition": {**spec.definition(), **(changes or {})}})
+        final = FinalRow(
+            **_base_fields(spec, name),
+            status=status,
+            error="" if status == "ok" else "boom",
+            final_score=None if status != "ok" else 1.0,
+            steps=spec.steps,
+            extra={"definition": {**spec.definition(), **(changes or {})}},
+        )
         store.write_trial(spec.trial_id, [], final)
     if manifest:
         write_manifest(store, suite, prof, plan, None, datasets)
@@ -77,8 +88,9 @@ def test_run_names_are_plain_folder_names(reacher_data_root: Path, tmp_path: Pat
 
 
 def test_train_names_are_checked_too(reacher_data_root: Path, tmp_path: Path) -> None:
-    out = _bench("train", "bc", "reacher2d-medium", "--name", "../out", env=_env(reacher_data_root,
-                                                                                   tmp_path / "results"))
+    out = _bench(
+        "train", "bc", "reacher2d-medium", "--name", "../out", env=_env(reacher_data_root, tmp_path / "results")
+    )
     assert out.returncode == 2 and "run name '../out' is not accepted" in out.stderr
     assert not (tmp_path / "out").exists()
 
@@ -101,8 +113,9 @@ def test_stale_lock_of_a_dead_run_is_taken_over_with_a_note(reacher_data_root: P
     env = _env(reacher_data_root, results)
     _stored_run(results, "stale")
     # What a SIGKILLed `bench run` leaves: its lock file with its pid (the kernel dropped the lock itself).
-    (results / "stale" / LOCK_FILE).write_text(json.dumps({"pid": 999_999_999, "host": socket.gethostname(),
-                                                           "started": "2026-01-01T00:00:00Z"}))
+    (results / "stale" / LOCK_FILE).write_text(
+        json.dumps({"pid": 999_999_999, "host": socket.gethostname(), "started": "2026-01-01T00:00:00Z"})
+    )
     out = _bench("run", *GRID, "--name", "stale", "--resume", "--json", env=env)  # nothing left to run: no Ray
     assert out.returncode == 0, out.stderr
     assert "note: took over the lock of run 'stale' left by pid 999999999" in out.stderr
@@ -120,17 +133,29 @@ def test_refused_rerun_leaves_the_folder_untouched(reacher_data_root: Path, tmp_
     assert _snapshot(store.root) == before  # the manifest still describes the grid that ran
 
 
-@pytest.mark.parametrize(("changes", "profile", "args", "expected"), [
-    ({"steps": 200}, "smoke", [], f"trial {TRIAL} was run with steps=200, this run asks steps=40"),
-    ({"dataset_hash": "0123456789abcdef"}, "smoke", [],
-     f"trial {TRIAL} was run with dataset_hash=0123456789abcdef, this run asks dataset_hash="),
-    ({"overrides": {"batch_size": 64}}, "smoke", [], f"trial {TRIAL} was run with overrides="),
-    ({}, "quick", ["--profile", "smoke"], "run 'mixed' was run with profile quick (steps=200), this run asks "
-                                          "profile smoke (steps=40)"),
-])
+@pytest.mark.parametrize(
+    ("changes", "profile", "args", "expected"),
+    [
+        ({"steps": 200}, "smoke", [], f"trial {TRIAL} was run with steps=200, this run asks steps=40"),
+        (
+            {"dataset_hash": "0123456789abcdef"},
+            "smoke",
+            [],
+            f"trial {TRIAL} was run with dataset_hash=0123456789abcdef, this run asks dataset_hash=",
+        ),
+        ({"overrides": {"batch_size": 64}}, "smoke", [], f"trial {TRIAL} was run with overrides="),
+        (
+            {},
+            "quick",
+            ["--profile", "smoke"],
+            "run 'mixed' was run with profile quick (steps=200), this run asks profile smoke (steps=40)",
+        ),
+    ],
+)
 @pytest.mark.slow
-def test_resume_with_another_definition_is_refused(reacher_data_root: Path, tmp_path: Path, changes: dict[str, Any],
-                                                   profile: str, args: list[str], expected: str) -> None:
+def test_resume_with_another_definition_is_refused(
+    reacher_data_root: Path, tmp_path: Path, changes: dict[str, Any], profile: str, args: list[str], expected: str
+) -> None:
     results = tmp_path / "results"
     store = _stored_run(results, "mixed", changes=changes, profile=profile)
     before = _snapshot(store.root)

@@ -6,10 +6,17 @@ from bench.errors import BenchError
 from bench.tasks import TASKS, get_task
 
 PAPER_TASKS = [
-    "kitchen-complete", "kitchen-partial", "reacher2d-medium",
-    *(f"{env}-{ds}" for env in ("hopper", "halfcheetah", "walker2d")
-      for ds in ("medium", "medium-replay", "medium-expert")),
-    "breakout-medium", "qbert-medium", "pong-medium",
+    "kitchen-complete",
+    "kitchen-partial",
+    "reacher2d-medium",
+    *(
+        f"{env}-{ds}"
+        for env in ("hopper", "halfcheetah", "walker2d")
+        for ds in ("medium", "medium-replay", "medium-expert")
+    ),
+    "breakout-medium",
+    "qbert-medium",
+    "pong-medium",
 ]
 
 
@@ -18,11 +25,19 @@ def test_every_paper_task_is_registered() -> None:
         assert name in TASKS
 
 
-@pytest.mark.parametrize(("name", "random", "expert"), [
-    ("kitchen-complete", 0, 4), ("reacher2d-medium", 0, 100), ("hopper-medium", -20.272305, 3234.3),
-    ("halfcheetah-medium", -280.178953, 12135.0), ("walker2d-medium", 1.629008, 4592.3),
-    ("breakout-medium", 1.7, 31.8), ("qbert-medium", 163.9, 13455.0), ("pong-medium", -20.7, 9.3),
-])
+@pytest.mark.parametrize(
+    ("name", "random", "expert"),
+    [
+        ("kitchen-complete", 0, 4),
+        ("reacher2d-medium", 0, 100),
+        ("hopper-medium", -20.272305, 3234.3),
+        ("halfcheetah-medium", -280.178953, 12135.0),
+        ("walker2d-medium", 1.629008, 4592.3),
+        ("breakout-medium", 1.7, 31.8),
+        ("qbert-medium", 163.9, 13455.0),
+        ("pong-medium", -20.7, 9.3),
+    ],
+)
 def test_normalization_reference_scores(name: str, random: float, expert: float) -> None:
     task = get_task(name)
     assert task.normalize(random) == pytest.approx(0.0)

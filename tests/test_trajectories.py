@@ -24,10 +24,11 @@ def test_returns_to_go_and_timesteps(small_dataset: TrajectoryDataset) -> None:
     for i, ep in enumerate(small_dataset.episodes()):
         s = small_dataset.episode_starts[i]
         expected = np.cumsum(ep.rewards[::-1])[::-1]
-        np.testing.assert_allclose(rtg[s:s + len(ep)], expected, rtol=1e-5, atol=1e-5)
-        np.testing.assert_array_equal(ts[s:s + len(ep)], np.arange(len(ep)))
-    np.testing.assert_allclose(small_dataset.episode_returns(), [e.episode_return for e in small_dataset.episodes()],
-                               rtol=1e-5)
+        np.testing.assert_allclose(rtg[s : s + len(ep)], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(ts[s : s + len(ep)], np.arange(len(ep)))
+    np.testing.assert_allclose(
+        small_dataset.episode_returns(), [e.episode_return for e in small_dataset.episodes()], rtol=1e-5
+    )
 
 
 def test_from_flat_splits_on_terminals_and_timeouts() -> None:
@@ -52,8 +53,9 @@ def test_content_hash_detects_any_change(small_dataset: TrajectoryDataset) -> No
 
 def test_mismatched_arrays_rejected() -> None:
     with pytest.raises(BenchError, match="actions has 3 rows"):
-        TrajectoryDataset(np.zeros((4, 1)), np.zeros((3, 1)), np.zeros(4), np.zeros(4, bool), np.zeros(4, bool),
-                          np.array([0, 4]))
+        TrajectoryDataset(
+            np.zeros((4, 1)), np.zeros((3, 1)), np.zeros(4), np.zeros(4, bool), np.zeros(4, bool), np.array([0, 4])
+        )
 
 
 def test_select_episodes_keeps_order(small_dataset: TrajectoryDataset) -> None:

@@ -10,8 +10,9 @@ import pytest
 from bench.trial import TrialSpec, run_trial
 
 
-def test_trial_evaluations_use_their_index_and_keep_every_target(reacher_data_root: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trial_evaluations_use_their_index_and_keep_every_target(
+    reacher_data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bench.evaluate
 
     calls: list[tuple[int, int]] = []
@@ -22,8 +23,17 @@ def test_trial_evaluations_use_their_index_and_keep_every_target(reacher_data_ro
         return real(*args, **kwargs)
 
     monkeypatch.setattr(bench.evaluate, "evaluate", spy)
-    spec = TrialSpec(agent="dt", task="reacher2d-medium", ratio=1.0, seed=3, steps=4, eval_every=2,
-                     eval_episodes=2, overrides={"batch_size": 4, "warmup_steps": 1}, report_window=4)
+    spec = TrialSpec(
+        agent="dt",
+        task="reacher2d-medium",
+        ratio=1.0,
+        seed=3,
+        steps=4,
+        eval_every=2,
+        eval_episodes=2,
+        overrides={"batch_size": 4, "warmup_steps": 1},
+        report_window=4,
+    )
     result = run_trial(spec)
     assert calls == [(3, 0), (3, 1)]  # evaluations at steps 2 and 4 are evaluations 0 and 1
     final = result.final

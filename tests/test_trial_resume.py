@@ -58,8 +58,15 @@ def _tiny_gpt2(folder: Path) -> Path:
         tokenizer = load_tokenizer("smollm2-135m")
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64,
-                                bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+            config = GPT2Config(
+                vocab_size=len(tokenizer),
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=64,
+                bos_token_id=tokenizer.eos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
             GPT2LMHeadModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return folder
@@ -74,12 +81,19 @@ def _spec(agent: str, root: Path) -> TrialSpec:
 
         text = root / "text.txt"
         text.write_text((PARAGRAPHS + "\n") * 3)
-        overrides = {"lm_source": str(_tiny_gpt2(root / "tiny-gpt2")), "lm_corpus": str(text),
-                     "lm_block_size": 32, "lm_batch_size": 2, "batch_size": 8, "warmup_steps": 2}
+        overrides = {
+            "lm_source": str(_tiny_gpt2(root / "tiny-gpt2")),
+            "lm_corpus": str(text),
+            "lm_block_size": 32,
+            "lm_batch_size": 2,
+            "batch_size": 8,
+            "warmup_steps": 2,
+        }
     elif agent == "cql":
         overrides = {"batch_size": 16, "hidden_units": [32, 32]}
-    return TrialSpec(agent=agent, task=TASK, ratio=0.2, seed=3, steps=4, eval_every=2, eval_episodes=1,
-                     overrides=overrides)
+    return TrialSpec(
+        agent=agent, task=TASK, ratio=0.2, seed=3, steps=4, eval_every=2, eval_episodes=1, overrides=overrides
+    )
 
 
 def _rows(result_rows: list[Any]) -> list[dict[str, Any]]:
@@ -110,8 +124,13 @@ class Interrupt(Exception):
 def _kill_in_child(spec: TrialSpec, killed: Path, marker: Path) -> None:
     """A real kill: the trial runs in a child process, SIGKILLed at its second evaluation."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(asdict(spec)), str(killed), str(marker)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(asdict(spec)), str(killed), str(marker)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 300
         while not marker.exists() and proc.poll() is None and time.time() < deadline:
@@ -142,8 +161,9 @@ def _interrupt_in_process(spec: TrialSpec, killed: Path) -> None:
 # in-process, which checks the same files and states at a fraction of the cost (no second interpreter).
 @pytest.mark.slow
 @pytest.mark.parametrize(("agent", "kill"), [("dt", True), ("lamo", False), ("cql", False)])
-def test_interrupted_trial_resumes_to_the_same_result(agent: str, kill: bool, reacher_data_root: Path,
-                                                      tmp_path: Path) -> None:
+def test_interrupted_trial_resumes_to_the_same_result(
+    agent: str, kill: bool, reacher_data_root: Path, tmp_path: Path
+) -> None:
     spec = _spec(agent, tmp_path)
     through = run_trial(spec, trial_dir=tmp_path / "through")
     assert [p.name for p in (tmp_path / "through" / CHECKPOINTS_DIR).iterdir()] == ["step-000000004"]
@@ -167,8 +187,11 @@ def test_interrupted_trial_resumes_to_the_same_result(agent: str, kill: bool, re
     metrics = pd.read_parquet(killed / TRAIN_METRICS_FILE)
     pd.testing.assert_frame_equal(metrics, pd.read_parquet(tmp_path / "through" / TRAIN_METRICS_FILE))
     assert list(metrics["step"]) == [2, 4]
-    expected = {"dt": {"loss", "lr"}, "lamo": {"loss", "lr", "decision_loss", "lm_loss"},
-                "cql": {"loss", "critic_loss", "actor_loss", "temp_loss"}}[agent]
+    expected = {
+        "dt": {"loss", "lr"},
+        "lamo": {"loss", "lr", "decision_loss", "lm_loss"},
+        "cql": {"loss", "critic_loss", "actor_loss", "temp_loss"},
+    }[agent]
     assert expected <= set(metrics.columns)
 
 
@@ -201,11 +224,30 @@ def test_training_loop_points_means_and_order() -> None:
         return out
 
     agent: Agent = object()  # type: ignore[assignment]
-    run_loop(step_fn, agent, 7, eval_every=3,
-             on_log=lambda s, m: calls.append(("log", s, m)), on_eval=lambda s, _a: calls.append(("eval", s, None)),
-             on_checkpoint=lambda s, _a: calls.append(("ckpt", s, None)), log_extras=lambda: {"lr": 0.5})
-    assert [(kind, s) for kind, s, _ in calls] == [("log", 3, ), ("eval", 3), ("ckpt", 3), ("log", 6), ("eval", 6),
-                                                   ("ckpt", 6), ("log", 7), ("eval", 7), ("ckpt", 7)]
+    run_loop(
+        step_fn,
+        agent,
+        7,
+        eval_every=3,
+        on_log=lambda s, m: calls.append(("log", s, m)),
+        on_eval=lambda s, _a: calls.append(("eval", s, None)),
+        on_checkpoint=lambda s, _a: calls.append(("ckpt", s, None)),
+        log_extras=lambda: {"lr": 0.5},
+    )
+    assert [(kind, s) for kind, s, _ in calls] == [
+        (
+            "log",
+            3,
+        ),
+        ("eval", 3),
+        ("ckpt", 3),
+        ("log", 6),
+        ("eval", 6),
+        ("ckpt", 6),
+        ("log", 7),
+        ("eval", 7),
+        ("ckpt", 7),
+    ]
     logs = [m for kind, _, m in calls if kind == "log"]
     assert logs[0] == {"loss": 2.0, "actor_loss": 20.0, "lr": 0.5}  # steps 1-3; actor on 1 and 3
     assert logs[1] == {"loss": 5.0, "actor_loss": 50.0, "lr": 0.5}  # steps 4-6; actor on 5
@@ -218,13 +260,29 @@ def test_training_loop_points_means_and_order() -> None:
     assert means.pop() == {"a": 1.5} and means.pop() == {}
 
 
-def test_bench_train_resume_flag(reacher_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_train_resume_flag(
+    reacher_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from bench.cli import main
 
     monkeypatch.setenv("LAMO_BENCH_RESULTS", str(tmp_path / "results"))
-    args = ["bench", "train", "bc", TASK, "--ratio", "0.2", "--seed", "0", "--eval-every", "2", "--episodes", "1",
-            "--name", "cli", "--json"]
+    args = [
+        "bench",
+        "train",
+        "bc",
+        TASK,
+        "--ratio",
+        "0.2",
+        "--seed",
+        "0",
+        "--eval-every",
+        "2",
+        "--episodes",
+        "1",
+        "--name",
+        "cli",
+        "--json",
+    ]
     monkeypatch.setattr(sys, "argv", [*args, "--steps", "4"])
     main()
     trial = tmp_path / "results" / "cli" / "trials" / "bc__reacher2d-medium__r0.2__s0"

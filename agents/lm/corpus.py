@@ -83,8 +83,9 @@ class TokenCorpus:
         return dict(self.card)
 
 
-def build_corpus(source: str = DEFAULT_CORPUS, tokenizer: PreTrainedTokenizerBase | None = None, *,
-                 cache: bool = True) -> TokenCorpus:
+def build_corpus(
+    source: str = DEFAULT_CORPUS, tokenizer: PreTrainedTokenizerBase | None = None, *, cache: bool = True
+) -> TokenCorpus:
     """The tokenized corpus for `source`: from the cache when there, else built (and cached when `cache`)."""
     if tokenizer is None:
         raise BenchError("build_corpus needs the backbone's tokenizer (agents.lm.backbone.load_tokenizer)")
@@ -177,8 +178,9 @@ def split_documents(docs: Sequence[str], fraction: float = EVAL_FRACTION) -> tup
     """
     unique = list(dict.fromkeys(d for d in docs if d.strip()))
     if len(unique) < 2:
-        raise BenchError(f"a corpus needs at least 2 distinct non-empty documents for a held-out split, "
-                         f"got {len(unique)}")
+        raise BenchError(
+            f"a corpus needs at least 2 distinct non-empty documents for a held-out split, got {len(unique)}"
+        )
     n_eval = min(len(unique) - 1, max(1, math.ceil(fraction * len(unique))))
     by_hash = sorted(range(len(unique)), key=lambda i: hashlib.sha256(unique[i].encode()).hexdigest())
     held_out = set(by_hash[-n_eval:])
@@ -193,7 +195,7 @@ def tokenize_documents(docs: Sequence[str], tokenizer: PreTrainedTokenizerBase, 
     parts: list[np.ndarray] = []
     with _quiet_transformers():
         for i in range(0, len(docs), chunk):
-            batch = list(docs[i:i + chunk])
+            batch = list(docs[i : i + chunk])
             encoded = tokenizer(batch, add_special_tokens=False)["input_ids"]
             for ids in encoded:
                 parts.append(np.asarray(ids, dtype=np.uint32))
@@ -266,16 +268,20 @@ def _write_cache(folder: Path, train: np.ndarray, held_out: np.ndarray, card: di
 def _local_files(path: Path) -> list[Path]:
     if path.is_file():
         if path.suffix not in LOCAL_SUFFIXES:
-            raise BenchError(f"corpus file {path} is neither .txt nor .jsonl; accepted corpus sources: "
-                             f"{DEFAULT_CORPUS}, {WIKITEXT}, a .txt/.jsonl file or a folder of them")
+            raise BenchError(
+                f"corpus file {path} is neither .txt nor .jsonl; accepted corpus sources: "
+                f"{DEFAULT_CORPUS}, {WIKITEXT}, a .txt/.jsonl file or a folder of them"
+            )
         return [path]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in LOCAL_SUFFIXES)
         if not files:
             raise BenchError(f"corpus folder {path} holds no .txt or .jsonl files")
         return files
-    raise BenchError(f"unknown corpus source {str(path)!r}: no such file or folder; accepted: {DEFAULT_CORPUS}, "
-                     f"{WIKITEXT}, a .txt/.jsonl file or a folder of them")
+    raise BenchError(
+        f"unknown corpus source {str(path)!r}: no such file or folder; accepted: {DEFAULT_CORPUS}, "
+        f"{WIKITEXT}, a .txt/.jsonl file or a folder of them"
+    )
 
 
 def local_documents(path: Path) -> list[str]:
@@ -317,15 +323,17 @@ def _wikitext_documents() -> tuple[list[str], list[str]]:
     except ImportError:
         load_dataset = None
     if load_dataset is None:
-        raise BenchError(f"corpus {WIKITEXT!r} needs the `datasets` package (pip install datasets) and network "
-                         f"access; {hint}")
+        raise BenchError(
+            f"corpus {WIKITEXT!r} needs the `datasets` package (pip install datasets) and network access; {hint}"
+        )
     try:
         data = load_dataset("wikitext", "wikitext-103-raw-v1")
         train, validation = data["train"]["text"], data["validation"]["text"]
     except Exception as err:  # network, hub and cache errors come in many types
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise BenchError(f"could not load {WIKITEXT!r} (wikitext, wikitext-103-raw-v1) through datasets "
-                         f"({first}); {hint}") from err
+        raise BenchError(
+            f"could not load {WIKITEXT!r} (wikitext, wikitext-103-raw-v1) through datasets ({first}); {hint}"
+        ) from err
     return wikitext_articles(train), wikitext_articles(validation)
 
 
@@ -352,9 +360,16 @@ def python_docs_documents() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="lamo-pydocs-") as tmp:
         out = Path(tmp) / "docs.json"
         try:
-            done = subprocess.run([sys.executable, "-I", "-c", source, str(out)], cwd=tmp, env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=COLLECT_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", source, str(out)],
+                cwd=tmp,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=COLLECT_TIMEOUT_S,
+                check=False,
+            )
         except subprocess.TimeoutExpired as err:
             raise BenchError(f"collecting the python-docs corpus took over {COLLECT_TIMEOUT_S} s") from err
         if done.returncode != 0 or not out.is_file():
@@ -384,13 +399,23 @@ def _collect_python_docs(out_path: str) -> None:
     import warnings
 
     skip = {  # side effects on import, or GUI toolkits whose availability depends on the machine
-        "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "pydoc_data",
+        "antigravity",
+        "this",
+        "idlelib",
+        "tkinter",
+        "turtle",
+        "turtledemo",
+        "lib2to3",
+        "pydoc_data",
     }
 
     def excluded(name: str) -> bool:
         parts = name.split(".")
-        return (parts[0] in skip or any(p.startswith("_") for p in parts)
-                or any(p in ("test", "tests", "idle_test") or p.startswith("test_") for p in parts))
+        return (
+            parts[0] in skip
+            or any(p.startswith("_") for p in parts)
+            or any(p in ("test", "tests", "idle_test") or p.startswith("test_") for p in parts)
+        )
 
     modules = []
 

@@ -115,10 +115,19 @@ def disable_position_embeddings(model: GPT2Model) -> None:
 def build_gpt2_backbone(config: TrajectoryModelConfig) -> GPT2Model:
     """A randomly initialised GPT-2 decoder as in the DT reference (vocabulary of 1: inputs are embeddings)."""
     gpt_config = GPT2Config(
-        vocab_size=1, n_embd=config.hidden_size, n_layer=config.n_layer, n_head=config.n_head,
-        n_inner=4 * config.hidden_size, activation_function=config.activation,
-        n_positions=TOKENS_PER_STEP * config.context_length, resid_pdrop=config.dropout,
-        embd_pdrop=config.dropout, attn_pdrop=config.dropout, use_cache=False, bos_token_id=None, eos_token_id=None,
+        vocab_size=1,
+        n_embd=config.hidden_size,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        n_inner=4 * config.hidden_size,
+        activation_function=config.activation,
+        n_positions=TOKENS_PER_STEP * config.context_length,
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        use_cache=False,
+        bos_token_id=None,
+        eos_token_id=None,
     )
     gpt_config._attn_implementation = "sdpa"
     model = GPT2Model(gpt_config)
@@ -173,9 +182,12 @@ class PixelStateEncoder(nn.Module):
         channels, height, width = obs_shape
         self.obs_shape = tuple(obs_shape)
         self.convs = nn.Sequential(
-            nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
             nn.Flatten(),
         )
         with torch.no_grad():
@@ -204,8 +216,9 @@ def action_head(hidden: int, act_dim: int, mlp: bool, tanh: bool) -> nn.Sequenti
     return nn.Sequential(nn.Linear(hidden, act_dim), *([nn.Tanh()] if tanh else []))
 
 
-def attention_bias(query_pos: torch.Tensor, key_pos: torch.Tensor, band: int, dtype: torch.dtype,
-                   key_valid: torch.Tensor | None = None) -> torch.Tensor:
+def attention_bias(
+    query_pos: torch.Tensor, key_pos: torch.Tensor, band: int, dtype: torch.dtype, key_valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Additive 4-D mask (B or 1, 1, Q, Kv): query i sees key j when i - band < j <= i and j is valid.
 
     A query always sees itself, so padding queries (which see no valid key) get a finite softmax rather than
@@ -259,15 +272,19 @@ class TrajectoryModel(nn.Module):
         mlp = config.mlp_embedding
         self.embed_timestep = nn.Embedding(config.max_timestep, hidden)
         self.embed_return = _vector_embedding(1, hidden, mlp)
-        self.embed_state = (PixelStateEncoder(config.obs_shape, hidden) if config.pixels
-                            else _vector_embedding(config.obs_dim, hidden, mlp))
+        self.embed_state = (
+            PixelStateEncoder(config.obs_shape, hidden)
+            if config.pixels
+            else _vector_embedding(config.obs_dim, hidden, mlp)
+        )
         if config.discrete:
             self.embed_action = _discrete_embedding(config.act_dim, hidden, mlp)
         else:
             self.embed_action = _vector_embedding(config.act_dim, hidden, mlp)
         self.embed_ln = nn.LayerNorm(hidden)
-        self.predict_action = action_head(hidden, config.act_dim, config.mlp_head,
-                                          config.action_tanh and not config.discrete)
+        self.predict_action = action_head(
+            hidden, config.act_dim, config.mlp_head, config.action_tanh and not config.discrete
+        )
 
     @property
     def band(self) -> int:
@@ -286,8 +303,14 @@ class TrajectoryModel(nn.Module):
     def _time(self, timesteps: torch.Tensor) -> torch.Tensor:
         return self.embed_timestep(timesteps.clamp(0, self.config.max_timestep - 1))
 
-    def embed_steps(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                    timesteps: torch.Tensor, states_embedded: bool = False) -> torch.Tensor:
+    def embed_steps(
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        states_embedded: bool = False,
+    ) -> torch.Tensor:
         """(B, T, ...) step inputs -> (B, 3T, H) interleaved R, s, a token embeddings.
 
         With `states_embedded`, `observations` are already `embed_state` outputs (B, T, H): the window-mode
@@ -295,8 +318,11 @@ class TrajectoryModel(nn.Module):
         """
         b, t = timesteps.shape
         r = self.embed_return(self._float(returns_to_go))
-        s = self._float(observations) if states_embedded else self.embed_state(
-            self._float(observations.reshape(b, t, -1)))
+        s = (
+            self._float(observations)
+            if states_embedded
+            else self.embed_state(self._float(observations.reshape(b, t, -1)))
+        )
         a = self._action(actions)
         tokens = torch.stack((r, s, a), dim=2).reshape(b, TOKENS_PER_STEP * t, self.hidden_size)
         return self._with_time(tokens, self._time(timesteps).repeat_interleave(TOKENS_PER_STEP, dim=1))
@@ -308,22 +334,34 @@ class TrajectoryModel(nn.Module):
             return out
         return self.embed_ln(tokens) + time
 
-    def _decode(self, tokens: torch.Tensor, bias: torch.Tensor | None, positions: torch.Tensor,
-                cache: DynamicCache | None = None) -> torch.Tensor:
+    def _decode(
+        self,
+        tokens: torch.Tensor,
+        bias: torch.Tensor | None,
+        positions: torch.Tensor,
+        cache: DynamicCache | None = None,
+    ) -> torch.Tensor:
         """Run the backbone; `bias` None means plain causal attention (the backbone's own, fastest path)."""
         b = tokens.shape[0]
         if bias is not None:
             bias = bias.to(tokens.dtype).expand(b, -1, -1, -1)
         kwargs = {self._cache_kwarg: cache, "use_cache": cache is not None}
-        out = self.backbone(inputs_embeds=tokens, attention_mask=bias,
-                            position_ids=positions[None].expand(b, -1), **kwargs)
+        out = self.backbone(
+            inputs_embeds=tokens, attention_mask=bias, position_ids=positions[None].expand(b, -1), **kwargs
+        )
         hidden: torch.Tensor = out.last_hidden_state
         return hidden
 
     # --- window mode (training and the paper's evaluation) -------------------------------------------------
 
-    def forward(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                timesteps: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Action predictions (B, T, act_dim) (tanh-squashed actions, or logits) for every step of a window.
 
         `mask` (B, T) is 1 on real steps and 0 on left padding; padding tokens are hidden from real ones.
@@ -338,8 +376,14 @@ class TrajectoryModel(nn.Module):
         preds: torch.Tensor = self.predict_action(state_hidden)
         return preds
 
-    def predict_last(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                     timesteps: torch.Tensor, states_embedded: bool = False) -> torch.Tensor:
+    def predict_last(
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        states_embedded: bool = False,
+    ) -> torch.Tensor:
         """Prediction (B, act_dim) for the last step of an unpadded window (every row equally long).
 
         Same result as `forward(...)[:, -1]` on the left-padded window, cheaper: no padding, plain causal
@@ -350,8 +394,14 @@ class TrajectoryModel(nn.Module):
         pred: torch.Tensor = self.predict_action(self._decode(tokens, None, positions)[:, -1])
         return pred
 
-    def loss(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-             timesteps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
         """Action loss on real steps: MSE for continuous actions, cross-entropy for discrete ones."""
         preds = self.forward(observations, actions, returns_to_go, timesteps, mask)
         weight = mask.to(preds.dtype)
@@ -363,8 +413,14 @@ class TrajectoryModel(nn.Module):
 
     # --- banded mode (uncached reference of the cached mode) ---------------------------------------------
 
-    def forward_banded(self, observations: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                       timesteps: torch.Tensor, states_embedded: bool = False) -> torch.Tensor:
+    def forward_banded(
+        self,
+        observations: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        states_embedded: bool = False,
+    ) -> torch.Tensor:
         """Action predictions (B, T, act_dim) over a whole history under sliding-window attention."""
         b, t = timesteps.shape
         tokens = self.embed_steps(observations, actions, returns_to_go, timesteps, states_embedded)
@@ -378,8 +434,14 @@ class TrajectoryModel(nn.Module):
     def new_cache(self) -> SlidingKVCache:
         return SlidingKVCache(cache=DynamicCache(), band=self.band)
 
-    def step_cached(self, state: SlidingKVCache, observation: torch.Tensor, return_to_go: torch.Tensor,
-                    timestep: torch.Tensor, previous_action: torch.Tensor | None) -> torch.Tensor:
+    def step_cached(
+        self,
+        state: SlidingKVCache,
+        observation: torch.Tensor,
+        return_to_go: torch.Tensor,
+        timestep: torch.Tensor,
+        previous_action: torch.Tensor | None,
+    ) -> torch.Tensor:
         """Feed one step's new tokens (a_{t-1} if any, R_t, s_t) and return the a_t prediction (B, act_dim).
 
         `observation` (B, obs...), `return_to_go` (B, 1), `timestep` (B,), `previous_action` (B, act_dim) or

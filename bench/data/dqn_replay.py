@@ -125,9 +125,15 @@ def _episode_span(terminals: np.ndarray, budget: int | None, keep_first: bool) -
     return start, int(usable[-1])
 
 
-def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None = None,
-                    transitions: int | None = MEDIUM_TRANSITIONS, cache_root: Path | None = None,
-                    keep_first_episode: bool = False, partial_episodes: bool = False) -> TrajectoryDataset:
+def load_dqn_replay(
+    path: Path,
+    name: str = "",
+    epochs: tuple[int, ...] | None = None,
+    transitions: int | None = MEDIUM_TRANSITIONS,
+    cache_root: Path | None = None,
+    keep_first_episode: bool = False,
+    partial_episodes: bool = False,
+) -> TrajectoryDataset:
     """Complete episodes from the DQN-replay checkpoints under `path` (see the module docstring).
 
     `epochs` picks checkpoints (default: all present); `transitions` caps the total (None: everything).
@@ -142,8 +148,10 @@ def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None =
 
     files = checkpoint_files(path)
     if not files:
-        raise BenchError(f"no DQN-replay checkpoints under {path}; expected files like "
-                         f"'$store$_observation_ckpt.10.gz' (with action, reward, terminal) in it or in replay_logs/")
+        raise BenchError(
+            f"no DQN-replay checkpoints under {path}; expected files like "
+            f"'$store$_observation_ckpt.10.gz' (with action, reward, terminal) in it or in replay_logs/"
+        )
     chosen = sorted(files) if epochs is None else list(epochs)
     unknown = [e for e in chosen if e not in files]
     if unknown:
@@ -178,9 +186,12 @@ def load_dqn_replay(path: Path, name: str = "", epochs: tuple[int, ...] | None =
 
     terminals = joined("terminal").astype(bool)
     return TrajectoryDataset.from_flat(
-        observations=joined("observation"), actions=np.asarray(joined("action")).astype(np.int64),
-        rewards=np.asarray(joined("reward"), np.float32), terminals=terminals,
-        timeouts=np.asarray(joined("timeout"), bool), name=name,
+        observations=joined("observation"),
+        actions=np.asarray(joined("action")).astype(np.int64),
+        rewards=np.asarray(joined("reward"), np.float32),
+        terminals=terminals,
+        timeouts=np.asarray(joined("timeout"), bool),
+        name=name,
         metadata={"frame_stack": FRAME_STACK, "dqn_replay_epochs": chosen, "dqn_replay_path": str(path)},
     )
 
@@ -197,5 +208,11 @@ def load_d4rl_atari_medium(path: Path, name: str = "", cache_root: Path | None =
             f"DQN-replay run {path} has no checkpoint {D4RL_ATARI_MEDIUM_EPOCH}, which is d4rl-atari's 'medium' "
             f"slice (the LaMo paper's data); present: {sorted(files)}"
         )
-    return load_dqn_replay(path, name=name, epochs=(D4RL_ATARI_MEDIUM_EPOCH,), transitions=None,
-                           cache_root=cache_root, partial_episodes=True)
+    return load_dqn_replay(
+        path,
+        name=name,
+        epochs=(D4RL_ATARI_MEDIUM_EPOCH,),
+        transitions=None,
+        cache_root=cache_root,
+        partial_episodes=True,
+    )

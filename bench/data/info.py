@@ -52,17 +52,24 @@ def kitchen_summary(task: Task, dataset: TrajectoryDataset) -> dict[str, Any]:
     solved = int((peaks >= n_targets).sum()) if markovian else int((returns >= n_targets).sum())
     summary: dict[str, Any] = {
         "targets": n_targets,
-        "reward_labels": ("markovian: targets satisfied at each step (D4RL/Minari)" if markovian
-                          else "each subtask once (task-removing); returns at most the number of targets"),
+        "reward_labels": (
+            "markovian: targets satisfied at each step (D4RL/Minari)"
+            if markovian
+            else "each subtask once (task-removing); returns at most the number of targets"
+        ),
         "episodes_satisfying_all_targets": {"count": solved, "fraction": round(solved / max(1, len(returns)), 4)},
     }
     if markovian:
-        summary["note"] = ("normalized_return applies the evaluation scale (each subtask once, 0-4) to Markovian "
-                           "returns, so it is far above 100 here and is not a score")
+        summary["note"] = (
+            "normalized_return applies the evaluation scale (each subtask once, 0-4) to Markovian "
+            "returns, so it is far above 100 here and is not a score"
+        )
         summary["targets_satisfied_at_episode_end"] = {
-            "mean": float(finals.mean()), "min": float(finals.min()), "max": float(finals.max())}
-        summary["most_targets_satisfied_at_once"] = {
-            str(k): int((peaks == k).sum()) for k in range(n_targets + 1)}
+            "mean": float(finals.mean()),
+            "min": float(finals.min()),
+            "max": float(finals.max()),
+        }
+        summary["most_targets_satisfied_at_once"] = {str(k): int((peaks == k).sum()) for k in range(n_targets + 1)}
     return summary
 
 

@@ -43,8 +43,13 @@ def load_d4rl_hdf5(path: Path, name: str = "") -> TrajectoryDataset:
     except OSError as e:
         raise BenchError(f"corrupt D4RL file {path}: {e}; expected an HDF5 file written by D4RL") from None
     return TrajectoryDataset.from_flat(
-        arrays["observations"], arrays["actions"], arrays["rewards"], arrays["terminals"], timeouts,
-        name=name or path.stem, metadata={"source": f"d4rl_hdf5:{path.name}"},
+        arrays["observations"],
+        arrays["actions"],
+        arrays["rewards"],
+        arrays["terminals"],
+        timeouts,
+        name=name or path.stem,
+        metadata={"source": f"d4rl_hdf5:{path.name}"},
     )
 
 
@@ -69,16 +74,23 @@ def load_minari_path(path: Path, name: str = "") -> TrajectoryDataset:
         episodes = []
         for ep in ds.iterate_episodes():
             obs = _flatten_observations(ep.observations)
-            episodes.append({
-                "observations": obs[: len(ep.rewards)], "actions": ep.actions, "rewards": ep.rewards,
-                "terminals": ep.terminations, "timeouts": ep.truncations,
-            })
+            episodes.append(
+                {
+                    "observations": obs[: len(ep.rewards)],
+                    "actions": ep.actions,
+                    "rewards": ep.rewards,
+                    "terminals": ep.terminations,
+                    "timeouts": ep.truncations,
+                }
+            )
     except BenchError:
         raise
     except Exception as e:  # h5py/arrow/json errors all mean the same thing to a user
         raise BenchError(f"corrupt Minari dataset {path}: {type(e).__name__}: {e}") from None
     return TrajectoryDataset.from_episodes(
-        episodes, name=name or path.name, metadata={"source": f"minari:{path}"},
+        episodes,
+        name=name or path.name,
+        metadata={"source": f"minari:{path}"},
     )
 
 

@@ -28,8 +28,15 @@ class WindowBatch:
 class WindowSampler:
     """Draws `WindowBatch`es from a dataset; precomputes returns-to-go and normalized observations once."""
 
-    def __init__(self, dataset: TrajectoryDataset, context_length: int, reward_scale: float = 1.0,
-                 max_timestep: int = 1000, normalize_observations: bool = True, clip_rewards: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: TrajectoryDataset,
+        context_length: int,
+        reward_scale: float = 1.0,
+        max_timestep: int = 1000,
+        normalize_observations: bool = True,
+        clip_rewards: bool = False,
+    ) -> None:
         self.dataset = dataset
         self.k = int(context_length)
         self.max_timestep = int(max_timestep)
@@ -54,8 +61,11 @@ class WindowSampler:
         pad = (self.k - n_valid)[:, None]  # (B, 1)
         mask = offsets >= pad
         index = np.where(mask, start[:, None] + offsets - pad, start[:, None])  # padding reads a valid row
-        obs = (self.dataset.observations_at(index, self.episode_first[index]) if self.dataset.frame_stack > 1
-               else self.obs[index])
+        obs = (
+            self.dataset.observations_at(index, self.episode_first[index])
+            if self.dataset.frame_stack > 1
+            else self.obs[index]
+        )
         actions = self.dataset.actions[index]
         rtg = self.rtg[index][..., None]
         ts = self.timesteps[index]
@@ -65,5 +75,6 @@ class WindowSampler:
         actions = np.where(mask.reshape(mask.shape + (1,) * (actions.ndim - 2)), actions, np.zeros((), actions.dtype))
         rtg = np.where(mask[..., None], rtg, 0.0).astype(np.float32)
         ts = np.where(mask, ts, 0)
-        return WindowBatch(observations=obs, actions=actions, returns_to_go=rtg, timesteps=ts,
-                           mask=mask.astype(np.float32))
+        return WindowBatch(
+            observations=obs, actions=actions, returns_to_go=rtg, timesteps=ts, mask=mask.astype(np.float32)
+        )

@@ -68,8 +68,9 @@ class TrajectoryDataset:
     # --- construction -------------------------------------------------------------------------------------
 
     @classmethod
-    def from_episodes(cls, episodes: list[dict[str, np.ndarray]], name: str = "",
-                      metadata: dict[str, Any] | None = None) -> TrajectoryDataset:
+    def from_episodes(
+        cls, episodes: list[dict[str, np.ndarray]], name: str = "", metadata: dict[str, Any] | None = None
+    ) -> TrajectoryDataset:
         """Concatenate per-episode arrays (keys: observations, actions, rewards, terminals, timeouts)."""
         episodes = [e for e in episodes if len(e["rewards"]) > 0]
         if not episodes:
@@ -84,16 +85,27 @@ class TrajectoryDataset:
         obs = np.concatenate([np.asarray(e["observations"]) for e in episodes], axis=0)
         obs = obs if obs.dtype == np.uint8 else obs.astype(np.float32)
         return cls(
-            observations=obs, actions=actions, rewards=cat("rewards", np.float32),
-            terminals=cat("terminals", bool), timeouts=cat("timeouts", bool),
+            observations=obs,
+            actions=actions,
+            rewards=cat("rewards", np.float32),
+            terminals=cat("terminals", bool),
+            timeouts=cat("timeouts", bool),
             episode_starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            name=name, metadata=dict(metadata or {}),
+            name=name,
+            metadata=dict(metadata or {}),
         )
 
     @classmethod
-    def from_flat(cls, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                  terminals: np.ndarray, timeouts: np.ndarray, name: str = "",
-                  metadata: dict[str, Any] | None = None) -> TrajectoryDataset:
+    def from_flat(
+        cls,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminals: np.ndarray,
+        timeouts: np.ndarray,
+        name: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> TrajectoryDataset:
         """Split flat D4RL-style arrays into episodes at every terminal or timeout.
 
         A trailing segment with neither flag (a buffer cut mid-episode) is kept as its own episode. This is
@@ -107,9 +119,14 @@ class TrajectoryDataset:
         obs = np.asarray(observations)
         obs = obs if obs.dtype == np.uint8 else obs.astype(np.float32)
         return cls(
-            observations=obs, actions=actions, rewards=np.asarray(rewards, np.float32).reshape(-1),
-            terminals=np.asarray(terminals, bool).reshape(-1), timeouts=np.asarray(timeouts, bool).reshape(-1),
-            episode_starts=starts, name=name, metadata=dict(metadata or {}),
+            observations=obs,
+            actions=actions,
+            rewards=np.asarray(rewards, np.float32).reshape(-1),
+            terminals=np.asarray(terminals, bool).reshape(-1),
+            timeouts=np.asarray(timeouts, bool).reshape(-1),
+            episode_starts=starts,
+            name=name,
+            metadata=dict(metadata or {}),
         )
 
     # --- shape --------------------------------------------------------------------------------------------
@@ -164,8 +181,9 @@ class TrajectoryDataset:
 
     def episode(self, i: int) -> Episode:
         s, e = int(self.episode_starts[i]), int(self.episode_starts[i + 1])
-        return Episode(self.observations[s:e], self.actions[s:e], self.rewards[s:e],
-                       self.terminals[s:e], self.timeouts[s:e])
+        return Episode(
+            self.observations[s:e], self.actions[s:e], self.rewards[s:e], self.terminals[s:e], self.timeouts[s:e]
+        )
 
     def episodes(self) -> Iterator[Episode]:
         for i in range(self.num_episodes):
@@ -205,10 +223,14 @@ class TrajectoryDataset:
         lengths = self.episode_lengths[ids]
         index = np.concatenate([np.arange(self.episode_starts[i], self.episode_starts[i + 1]) for i in ids])
         return TrajectoryDataset(
-            observations=self.observations[index], actions=self.actions[index], rewards=self.rewards[index],
-            terminals=self.terminals[index], timeouts=self.timeouts[index],
+            observations=self.observations[index],
+            actions=self.actions[index],
+            rewards=self.rewards[index],
+            terminals=self.terminals[index],
+            timeouts=self.timeouts[index],
             episode_starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            name=self.name if name is None else name, metadata=dict(self.metadata),
+            name=self.name if name is None else name,
+            metadata=dict(self.metadata),
         )
 
     def check_finite(self) -> None:
@@ -232,8 +254,7 @@ class TrajectoryDataset:
     def content_hash(self) -> str:
         """SHA-256 (first 16 hex digits) of every array, so two datasets with equal hashes are equal."""
         h = hashlib.sha256()
-        for arr in (self.observations, self.actions, self.rewards, self.terminals, self.timeouts,
-                    self.episode_starts):
+        for arr in (self.observations, self.actions, self.rewards, self.terminals, self.timeouts, self.episode_starts):
             a = np.ascontiguousarray(arr)
             h.update(str((a.dtype.str, a.shape)).encode())
             h.update(a.tobytes())

@@ -30,8 +30,13 @@ def register_ale() -> None:
     gym.register_envs(ale_py)
 
 
-def make_atari_env(env_id: str, max_episode_steps: int | None, noop_max: int = NOOP_MAX,
-                   frame_stack: int = FRAME_STACK, **env_kwargs: Any) -> gym.Env[Any, Any]:
+def make_atari_env(
+    env_id: str,
+    max_episode_steps: int | None,
+    noop_max: int = NOOP_MAX,
+    frame_stack: int = FRAME_STACK,
+    **env_kwargs: Any,
+) -> gym.Env[Any, Any]:
     """`env_id` (e.g. ALE/Pong-v5) with DQN preprocessing; observations are (4, 84, 84) uint8 frame stacks.
 
     `env_kwargs` reach `gym.make`, except `frameskip`, which is always 1 because frame skipping is the
@@ -43,8 +48,15 @@ def make_atari_env(env_id: str, max_episode_steps: int | None, noop_max: int = N
     register_ale()
     kwargs = {"repeat_action_probability": 0.0, **env_kwargs, "frameskip": 1}
     env: gym.Env[Any, Any] = gym.make(env_id, **kwargs)
-    env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=FRAME_SKIP, screen_size=SCREEN_SIZE,
-                             terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+    env = AtariPreprocessing(
+        env,
+        noop_max=noop_max,
+        frame_skip=FRAME_SKIP,
+        screen_size=SCREEN_SIZE,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
+        scale_obs=False,
+    )
     if frame_stack > 1:
         env = FrameStackObservation(env, frame_stack, padding_type="reset")
     if max_episode_steps is not None:

@@ -105,8 +105,9 @@ class KitchenD4RLObservation(gym.ObservationWrapper[np.ndarray, Any, Any], gym.u
         return flat[0]
 
 
-def make_kitchen_env(tasks_to_complete: Sequence[str], max_episode_steps: int = 280,
-                     **kwargs: Any) -> KitchenD4RLObservation:
+def make_kitchen_env(
+    tasks_to_complete: Sequence[str], max_episode_steps: int = 280, **kwargs: Any
+) -> KitchenD4RLObservation:
     """FrankaKitchen-v1 with D4RL observations, for callers that have no `Task` (tests, the data builder)."""
     import gymnasium_robotics
 

@@ -68,8 +68,9 @@ class D4rlMazeEval(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstructorA
         if seed is not None:
             self._rng = np.random.default_rng([seed, _RESET_STREAM])
         start = self.start_cells[int(self._rng.integers(len(self.start_cells)))]
-        obs, info = self.env.reset(seed=seed, options={"goal_cell": np.array(self.goal_cell),
-                                                        "reset_cell": np.array(start), **(options or {})})
+        obs, info = self.env.reset(
+            seed=seed, options={"goal_cell": np.array(self.goal_cell), "reset_cell": np.array(start), **(options or {})}
+        )
         inner = self.env.unwrapped
         inner.goal = self.goal_xy.copy()  # type: ignore[attr-defined]  # no goal noise, as D4RL
         inner.update_target_site_pos()  # type: ignore[attr-defined]
@@ -96,5 +97,9 @@ class PointMazeFlatObservation(gym.ObservationWrapper[np.ndarray, Any, Any], gym
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(POINTMAZE_OBS_DIM,), dtype=np.float32)
 
     def observation(self, observation: Mapping[str, Any]) -> np.ndarray:
-        return np.concatenate([np.asarray(observation["observation"], np.float32).reshape(-1),
-                               np.asarray(observation["desired_goal"], np.float32).reshape(-1)])
+        return np.concatenate(
+            [
+                np.asarray(observation["observation"], np.float32).reshape(-1),
+                np.asarray(observation["desired_goal"], np.float32).reshape(-1),
+            ]
+        )

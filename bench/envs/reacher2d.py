@@ -96,8 +96,9 @@ class Reacher2dEnv(gym.Env[np.ndarray, np.ndarray]):
         tip = self.data.site_xpos[self._tip][:2]
         return bool(np.abs(tip - self.target).sum() < SUCCESS_L1)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:2] = self.np_random.uniform(-2.0, 2.0, size=2)

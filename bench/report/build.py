@@ -75,8 +75,9 @@ def _robust(part: Results, profile: str, reps: int, notes: list[str]) -> list[Ro
     return results
 
 
-def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, str], reps: int) -> tuple[
-        Section, dict[str, Any]]:
+def _profile_section(
+    part: Results, profile: str, w: _Writer, colors: dict[str, str], reps: int
+) -> tuple[Section, dict[str, Any]]:
     p = profile
     notes = list(part.notes)
     # One return-to-go target per cell for all seeds; every table, curve and aggregate below uses it.
@@ -85,16 +86,27 @@ def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, 
     part = Results(final=final, evals=part.evals, runs=part.runs, notes=part.notes, run_notes=part.run_notes)
     cells = cell_intervals(cell_stats(final), reps)  # each cell's 95% interval: the tables rank by it
     if profile != "paper":
-        notes.append(f"profile {profile!r} is not the paper's training protocol; compare with published numbers "
-                     "with care")
+        notes.append(
+            f"profile {profile!r} is not the paper's training protocol; compare with published numbers with care"
+        )
     n_failed = int((~scored_mask(final)).sum())
     if n_failed:
-        notes.append(f"{n_failed} trial(s) failed; they appear as 'failed' in the tables and are excluded from "
-                     "every mean, curve and aggregate (never counted as 0)")
-    section = Section(profile=profile, runs=sorted(set(final["run"])), n_trials=len(final), n_failed=n_failed,
-                      notes=notes)
-    info: dict[str, Any] = {"runs": [str(r) for r in part.runs], "trials": len(final), "failed": n_failed,
-                            "tables": {}, "figures": {}, "robust": {}, "notes": notes}
+        notes.append(
+            f"{n_failed} trial(s) failed; they appear as 'failed' in the tables and are excluded from "
+            "every mean, curve and aggregate (never counted as 0)"
+        )
+    section = Section(
+        profile=profile, runs=sorted(set(final["run"])), n_trials=len(final), n_failed=n_failed, notes=notes
+    )
+    info: dict[str, Any] = {
+        "runs": [str(r) for r in part.runs],
+        "trials": len(final),
+        "failed": n_failed,
+        "tables": {},
+        "figures": {},
+        "robust": {},
+        "notes": notes,
+    }
 
     def add_table(name: str, table: Table, frame: pd.DataFrame | None) -> None:
         links = w.table(f"{p}/tables/{name}", table, frame)
@@ -119,14 +131,38 @@ def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, 
     failed = tables.trials_table(final, profile)
     if failed is not None:
         add_table("failed_trials", failed.table, failed.frame)
-    trial_cols = [c for c in ("run", "trial_id", "agent", "variant", "task", "reward_type", "ratio", "seed",
-                              "profile", "status", "error", "rtg_target", "final_score", "target_choice",
-                              "seed_best_target", "seed_best_score", "steps", "wall_time_s")
-                  if c in final.columns]
+    trial_cols = [
+        c
+        for c in (
+            "run",
+            "trial_id",
+            "agent",
+            "variant",
+            "task",
+            "reward_type",
+            "ratio",
+            "seed",
+            "profile",
+            "status",
+            "error",
+            "rtg_target",
+            "final_score",
+            "target_choice",
+            "seed_best_target",
+            "seed_best_score",
+            "steps",
+            "wall_time_s",
+        )
+        if c in final.columns
+    ]
     section.files.append(("All trials (CSV)", w.csv(f"{p}/tables/trials.csv", final[trial_cols])))
     if not target_means.empty:
-        section.files.append(("Mean final score of every return-to-go target per cell (CSV)",
-                              w.csv(f"{p}/tables/targets.csv", target_means)))
+        section.files.append(
+            (
+                "Mean final score of every return-to-go target per cell (CSV)",
+                w.csv(f"{p}/tables/targets.csv", target_means),
+            )
+        )
 
     robust = _robust(part, profile, reps, notes)
     for r in robust:
@@ -136,43 +172,65 @@ def _profile_section(part: Results, profile: str, w: _Writer, colors: dict[str, 
         improvement = pd.concat([r.improvement for r in robust], ignore_index=True)
         add_table("robust_aggregates", tables.aggregates_table(aggregates, profile, METRICS, reps), aggregates)
         info["robust"]["aggregates"] = w.csv(f"{p}/robust/aggregates.csv", aggregates)
-        info["robust"]["performance_profiles"] = w.csv(f"{p}/robust/performance_profiles.csv",
-                                                       profiles_frame(robust))
+        info["robust"]["performance_profiles"] = w.csv(f"{p}/robust/performance_profiles.csv", profiles_frame(robust))
         if not improvement.empty:
             add_table("robust_improvement", tables.improvement_table(improvement, profile, reps), improvement)
-            info["robust"]["probability_of_improvement"] = w.csv(f"{p}/robust/probability_of_improvement.csv",
-                                                                 improvement)
-        info["robust"]["json"] = w.json(f"{p}/robust/robust.json", {"reps": reps, "results": [
-            r.to_json() for r in robust]})
+            info["robust"]["probability_of_improvement"] = w.csv(
+                f"{p}/robust/probability_of_improvement.csv", improvement
+            )
+        info["robust"]["json"] = w.json(
+            f"{p}/robust/robust.json", {"reps": reps, "results": [r.to_json() for r in robust]}
+        )
         section.files += [(f"rliable {k.replace('_', ' ')}", v) for k, v in info["robust"].items()]
 
     with figures.figure_style():
         if not (cells["n_ok"] > 0).any():
             notes.append("no trial produced a score: no score figures")
         else:
-            add_figure("score_vs_ratio", figures.score_vs_ratio(cells, profile, colors),
-                       "Final score vs sample ratio",
-                       "Per task, the normalized final score at each sample ratio (log axis); line: mean over "
-                       "seeds, band: ± std. As the paper's Figure 3.")
-            add_figure("sparse_vs_dense", figures.sparse_vs_dense(scores.frame, cells, profile, colors,
-                                                                  scores.methods),
-                       "Sparse vs dense reward",
-                       "Each method's average final score over the task × ratio cells of each reward type (the "
-                       "tables' Average rows); whiskers: mean per-cell std over seeds; hatched: fewer cells.")
+            add_figure(
+                "score_vs_ratio",
+                figures.score_vs_ratio(cells, profile, colors),
+                "Final score vs sample ratio",
+                "Per task, the normalized final score at each sample ratio (log axis); line: mean over "
+                "seeds, band: ± std. As the paper's Figure 3.",
+            )
+            add_figure(
+                "sparse_vs_dense",
+                figures.sparse_vs_dense(scores.frame, cells, profile, colors, scores.methods),
+                "Sparse vs dense reward",
+                "Each method's average final score over the task × ratio cells of each reward type (the "
+                "tables' Average rows); whiskers: mean per-cell std over seeds; hatched: fewer cells.",
+            )
         curves = learning_curves(part.evals, final)
         agents = dict(zip(cells["variant"], cells["agent"], strict=True))
-        add_figure("learning_curves", figures.learning_curves(curves, profile, colors, agents), "Learning curves",
-                   "Normalized evaluation score during training; for return-conditioned agents, each trial at "
-                   "the return-to-go target its final score uses. Band: ± std over seeds.")
+        add_figure(
+            "learning_curves",
+            figures.learning_curves(curves, profile, colors, agents),
+            "Learning curves",
+            "Normalized evaluation score during training; for return-conditioned agents, each trial at "
+            "the return-to-go target its final score uses. Band: ± std over seeds.",
+        )
         if robust:
-            add_figure("robust_intervals", figures.robust_intervals(robust, colors), "Robust aggregates (rliable)",
-                       "IQM, median, mean and optimality gap per reward type with 95% stratified-bootstrap CIs.")
-            add_figure("performance_profiles", figures.performance_profiles(robust, colors), "Performance profiles",
-                       "Fraction of runs whose score exceeds each threshold, per reward type, with 95% CIs.")
+            add_figure(
+                "robust_intervals",
+                figures.robust_intervals(robust, colors),
+                "Robust aggregates (rliable)",
+                "IQM, median, mean and optimality gap per reward type with 95% stratified-bootstrap CIs.",
+            )
+            add_figure(
+                "performance_profiles",
+                figures.performance_profiles(robust, colors),
+                "Performance profiles",
+                "Fraction of runs whose score exceeds each threshold, per reward type, with 95% CIs.",
+            )
             poi = figures.improvement_probabilities(robust, colors)
             if poi is not None:
-                add_figure("probability_of_improvement", poi, "Probability of improvement",
-                           "P(LaMo > X) for each other method, per reward type; dashed line: 0.5 (no difference).")
+                add_figure(
+                    "probability_of_improvement",
+                    poi,
+                    "Probability of improvement",
+                    "P(LaMo > X) for each other method, per reward type; dashed line: 0.5 (no difference).",
+                )
     return section, info
 
 
@@ -198,7 +256,10 @@ def build_report(runs: list[Path], out: Path, reps: int = 2000) -> dict[str, Any
         profiles[profile] = info
     index = w.text("index.html", render_index(TITLE, sections))
     summary: dict[str, Any] = {
-        "out": str(out), "index": str(out / index), "runs": [str(r) for r in results.runs], "reps": reps,
+        "out": str(out),
+        "index": str(out / index),
+        "runs": [str(r) for r in results.runs],
+        "reps": reps,
         "profiles": profiles,
     }
     summary["files"] = [str(p) for p in w.written] + [str(out / "summary.json")]

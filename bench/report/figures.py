@@ -33,13 +33,22 @@ SCORE_LABEL = "Normalized score (0-100)"
 @contextmanager
 def figure_style() -> Iterator[None]:
     """Readable fonts and light grids for figures built inside the block (and saved inside it)."""
-    with mpl.rc_context({
-        "font.size": FONT_SIZES["label"], "axes.titlesize": FONT_SIZES["title"],
-        "axes.labelsize": FONT_SIZES["label"], "xtick.labelsize": FONT_SIZES["tick"],
-        "ytick.labelsize": FONT_SIZES["tick"], "legend.fontsize": FONT_SIZES["legend"],
-        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
-        "pdf.fonttype": 42, "svg.fonttype": "none",
-    }):
+    with mpl.rc_context(
+        {
+            "font.size": FONT_SIZES["label"],
+            "axes.titlesize": FONT_SIZES["title"],
+            "axes.labelsize": FONT_SIZES["label"],
+            "xtick.labelsize": FONT_SIZES["tick"],
+            "ytick.labelsize": FONT_SIZES["tick"],
+            "legend.fontsize": FONT_SIZES["legend"],
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "pdf.fonttype": 42,
+            "svg.fonttype": "none",
+        }
+    ):
         yield
 
 
@@ -87,8 +96,14 @@ def line_style(method: str, colors: dict[str, str]) -> dict[str, Any]:
     frac = i / max(len(order) - 1, 1)
     width = LINE_WIDTHS[0] + (LINE_WIDTHS[1] - LINE_WIDTHS[0]) * min(frac, 1.0)
     size = MARKER_SIZES[0] + (MARKER_SIZES[1] - MARKER_SIZES[0]) * min(frac, 1.0)
-    return {"color": colors[method], "ls": LINESTYLES[i % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)],
-            "lw": round(width, 2), "ms": round(size, 2), "zorder": 2 + i}
+    return {
+        "color": colors[method],
+        "ls": LINESTYLES[i % len(LINESTYLES)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "lw": round(width, 2),
+        "ms": round(size, 2),
+        "zorder": 2 + i,
+    }
 
 
 def _legend(fig: Figure, methods: list[str], colors: dict[str, str], failed_marker: bool = False) -> None:
@@ -126,14 +141,21 @@ def score_vs_ratio(cells: pd.DataFrame, profile: str, colors: dict[str, str]) ->
         for m in methods:
             g = sub[sub["variant"] == m].sort_values("ratio")
             if not g.empty:
-                _band(ax, g["ratio"].to_numpy(float), g["mean"].to_numpy(float), g["std"].to_numpy(float),
-                      m, colors)
+                _band(ax, g["ratio"].to_numpy(float), g["mean"].to_numpy(float), g["std"].to_numpy(float), m, colors)
         # Cells where every seed failed: an x on the axis floor, so a crash never looks like a score.
         failed = cells[(cells["task"] == task) & (cells["n_ok"] == 0)]
         for _, row in failed.iterrows():
             any_failed = True
-            ax.plot([row["ratio"]], [0.02], marker="x", ms=9, mew=2.2, color=colors[str(row["variant"])],
-                    transform=ax.get_xaxis_transform(), clip_on=False)
+            ax.plot(
+                [row["ratio"]],
+                [0.02],
+                marker="x",
+                ms=9,
+                mew=2.2,
+                color=colors[str(row["variant"])],
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+            )
         ratios = sorted(cells.loc[cells["task"] == task, "ratio"].unique())
         ax.set_xscale("log")
         ax.set_xticks(ratios, [format_ratio(r) for r in ratios])
@@ -149,13 +171,16 @@ def score_vs_ratio(cells: pd.DataFrame, profile: str, colors: dict[str, str]) ->
     return fig
 
 
-def learning_curves(curves: pd.DataFrame, profile: str, colors: dict[str, str],
-                    agents: dict[str, str]) -> Figure | None:
+def learning_curves(
+    curves: pd.DataFrame, profile: str, colors: dict[str, str], agents: dict[str, str]
+) -> Figure | None:
     """Normalized score over training, one panel per task and ratio, mean ± std over seeds."""
     if curves.empty:
         return None
-    panels = sorted(dict.fromkeys(zip(curves["reward_type"], curves["task"], curves["ratio"], strict=True)),
-                    key=lambda k: (reward_order(curves["reward_type"]).index(k[0]), task_rank(k[1]), -k[2]))
+    panels = sorted(
+        dict.fromkeys(zip(curves["reward_type"], curves["task"], curves["ratio"], strict=True)),
+        key=lambda k: (reward_order(curves["reward_type"]).index(k[0]), task_rank(k[1]), -k[2]),
+    )
     methods = method_order(curves["variant"], agents)
     fig, axes = _grid(len(panels), max_cols=4, panel=(4.0, 3.0))
     for ax, (_, task, ratio) in zip(axes, panels, strict=True):
@@ -163,20 +188,22 @@ def learning_curves(curves: pd.DataFrame, profile: str, colors: dict[str, str],
         for m in methods:
             g = sub[sub["variant"] == m].sort_values("step")
             if not g.empty:
-                _band(ax, g["step"].to_numpy(float), g["mean"].to_numpy(float), g["std"].to_numpy(float),
-                      m, colors)
+                _band(ax, g["step"].to_numpy(float), g["mean"].to_numpy(float), g["std"].to_numpy(float), m, colors)
         ax.set_title(f"{task}, ratio {format_ratio(float(ratio))}")
         ax.set_xlabel("Training step (gradient updates)")
         ax.set_ylabel(SCORE_LABEL)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     _legend(fig, methods, colors)
-    fig.suptitle(f"Learning curves (profile: {profile}); per trial at the return-to-go target of its final "
-                 "score; band: ± std over seeds")
+    fig.suptitle(
+        f"Learning curves (profile: {profile}); per trial at the return-to-go target of its final "
+        "score; band: ± std over seeds"
+    )
     return fig
 
 
-def sparse_vs_dense(frame: pd.DataFrame, cells: pd.DataFrame, profile: str, colors: dict[str, str],
-                    methods: list[str]) -> Figure:
+def sparse_vs_dense(
+    frame: pd.DataFrame, cells: pd.DataFrame, profile: str, colors: dict[str, str], methods: list[str]
+) -> Figure:
     """Per reward type, each method's average final score (the tables' Average rows) side by side.
 
     Whiskers are the mean over cells of the per-cell std over seeds (typical seed-to-seed spread). Hatched
@@ -197,12 +224,28 @@ def sparse_vs_dense(frame: pd.DataFrame, cells: pd.DataFrame, profile: str, colo
                 continue
             spread = float(sub.loc[sub["variant"] == m, "std"].mean())
             partial = int(avg[f"{m}_n"]) < n_rows
-            ax.bar(i, value, color=colors[m], yerr=spread, capsize=4, edgecolor="black", lw=0.6,
-                   hatch="//" if partial else None, error_kw={"lw": 1.2})
+            ax.bar(
+                i,
+                value,
+                color=colors[m],
+                yerr=spread,
+                capsize=4,
+                edgecolor="black",
+                lw=0.6,
+                hatch="//" if partial else None,
+                error_kw={"lw": 1.2},
+            )
             ax.text(i, value + spread, f"{value:.1f}", ha="center", va="bottom", fontsize=FONT_SIZES["tick"])
             if partial:
-                ax.text(i, value / 2, f"{int(avg[f'{m}_n'])}/{n_rows}\ncells", ha="center", va="center",
-                        fontsize=FONT_SIZES["tick"], bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+                ax.text(
+                    i,
+                    value / 2,
+                    f"{int(avg[f'{m}_n'])}/{n_rows}\ncells",
+                    ha="center",
+                    va="center",
+                    fontsize=FONT_SIZES["tick"],
+                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+                )
         ax.set_xticks(x, [display_name(m) for m in methods], rotation=30, ha="right")
         ax.set_title(f"{reward} reward ({n_rows} task×ratio cells)")
         ax.set_ylabel(f"Average {SCORE_LABEL.lower()}")
@@ -236,8 +279,10 @@ def robust_intervals(results: list[RobustResult], colors: dict[str, str]) -> Fig
                 ax.set_xlabel(SCORE_LABEL)
             if col == 0:
                 ax.set_ylabel(f"{r.reward_type} reward\n({len(r.cells)} cells)")
-    fig.suptitle(f"Aggregate final score, 95% stratified-bootstrap CIs (profile: {results[0].profile}); "
-                 "black tick: point estimate")
+    fig.suptitle(
+        f"Aggregate final score, 95% stratified-bootstrap CIs (profile: {results[0].profile}); "
+        "black tick: point estimate"
+    )
     return fig
 
 
@@ -250,13 +295,22 @@ def performance_profiles(results: list[RobustResult], colors: dict[str, str]) ->
     for ax, r in zip(axes, results, strict=True):
         cis = {m: ci for m, ci in r.profile_cis.items() if not np.isnan(ci).all()}
         plot_utils.plot_performance_profiles(
-            r.profiles, r.taus, performance_profile_cis=cis, ax=ax, colors=colors,
-            xlabel=r"Normalized score threshold $\tau$ (0-100)", ylabel=r"Fraction of runs with score $> \tau$",
-            labelsize=FONT_SIZES["label"], ticklabelsize=FONT_SIZES["tick"], wrect=4, hrect=4,
+            r.profiles,
+            r.taus,
+            performance_profile_cis=cis,
+            ax=ax,
+            colors=colors,
+            xlabel=r"Normalized score threshold $\tau$ (0-100)",
+            ylabel=r"Fraction of runs with score $> \tau$",
+            labelsize=FONT_SIZES["label"],
+            ticklabelsize=FONT_SIZES["tick"],
+            wrect=4,
+            hrect=4,
         )
         ax.set_title(f"{r.reward_type} reward ({len(r.cells)} cells)")
-        ax.legend(handles=[Line2D([], [], color=colors[m], lw=2.5, label=display_name(m)) for m in r.methods],
-                  frameon=False)
+        ax.legend(
+            handles=[Line2D([], [], color=colors[m], lw=2.5, label=display_name(m)) for m in r.methods], frameon=False
+        )
     fig.suptitle(f"Performance profiles with 95% CIs (profile: {results[0].profile})")
     return fig
 

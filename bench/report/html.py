@@ -67,29 +67,44 @@ def _links(links: dict[str, str]) -> str:
 def render_index(title: str, sections: list[Section]) -> str:
     """The whole page; one section per profile, never mixing profiles."""
     esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{esc(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>", f"<h1>{esc(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
     if len(sections) > 1:
-        parts.append("<p>The runs hold several profiles; each has its own section and nothing is mixed across "
-                     "them:</p><ul>")
+        parts.append(
+            "<p>The runs hold several profiles; each has its own section and nothing is mixed across them:</p><ul>"
+        )
         parts += [f'<li><a href="#profile-{esc(s.profile)}">profile {esc(s.profile)}</a></li>' for s in sections]
         parts.append("</ul>")
     for s in sections:
         parts.append(f'<h2 id="profile-{esc(s.profile)}">Profile: {esc(s.profile)}</h2>')
-        parts.append(f"<p>Runs: {', '.join(f'<code>{esc(r)}</code>' for r in s.runs)}. Trials: {s.n_trials} "
-                     f"({s.n_failed} failed).</p>")
+        parts.append(
+            f"<p>Runs: {', '.join(f'<code>{esc(r)}</code>' for r in s.runs)}. Trials: {s.n_trials} "
+            f"({s.n_failed} failed).</p>"
+        )
         if s.notes:
-            parts.append('<div class="notes"><b>Notes</b><ul>' + "".join(f"<li>{esc(n)}</li>" for n in s.notes)
-                         + "</ul></div>")
+            parts.append(
+                '<div class="notes"><b>Notes</b><ul>' + "".join(f"<li>{esc(n)}</li>" for n in s.notes) + "</ul></div>"
+            )
         parts.append("<h3>Tables</h3>")
         for t in s.tables:
             parts.append(to_html(t.table))
             parts.append(_links(t.links))
         parts.append("<h3>Figures</h3>")
         for f in s.figures:
-            parts.append(f'<figure><a href="{esc(f.pdf)}"><img src="{esc(f.png)}" alt="{esc(f.title)}"></a>'
-                         f"<figcaption><b>{esc(f.title)}.</b> {esc(f.caption)} "
-                         f'(<a href="{esc(f.pdf)}">PDF</a>)</figcaption></figure>')
+            parts.append(
+                f'<figure><a href="{esc(f.pdf)}"><img src="{esc(f.png)}" alt="{esc(f.title)}"></a>'
+                f"<figcaption><b>{esc(f.title)}.</b> {esc(f.caption)} "
+                f'(<a href="{esc(f.pdf)}">PDF</a>)</figcaption></figure>'
+            )
         if s.files:
             parts.append("<h3>Data files</h3><ul>")
             parts += [f'<li><a href="{esc(p)}">{esc(label)}</a></li>' for label, p in s.files]

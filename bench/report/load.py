@@ -16,11 +16,31 @@ import pandas as pd
 from bench.errors import BenchError
 
 FINAL_REQUIRED = (
-    "run", "trial_id", "agent", "variant", "task", "domain", "reward_type", "ratio", "seed", "profile",
-    "status", "rtg_target", "final_score",
+    "run",
+    "trial_id",
+    "agent",
+    "variant",
+    "task",
+    "domain",
+    "reward_type",
+    "ratio",
+    "seed",
+    "profile",
+    "status",
+    "rtg_target",
+    "final_score",
 )
 EVAL_REQUIRED = (
-    "run", "trial_id", "variant", "task", "reward_type", "ratio", "seed", "profile", "step", "rtg_target",
+    "run",
+    "trial_id",
+    "variant",
+    "task",
+    "reward_type",
+    "ratio",
+    "seed",
+    "profile",
+    "step",
+    "rtg_target",
     "score_mean",
 )
 # A profile becomes a folder name in the report.
@@ -46,14 +66,14 @@ def _read_table(path: Path, required: tuple[str, ...], empty_ok: bool = False) -
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise BenchError(f"cannot read {path}: {exc.__class__.__name__}; expected a parquet file written by "
-                         "`bench run`") from None
+        raise BenchError(
+            f"cannot read {path}: {exc.__class__.__name__}; expected a parquet file written by `bench run`"
+        ) from None
     if empty_ok and frame.empty:
         return pd.DataFrame(columns=list(required))
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise BenchError(f"{path} lacks columns {', '.join(missing)}; expected a results table written by "
-                         "`bench run`")
+        raise BenchError(f"{path} lacks columns {', '.join(missing)}; expected a results table written by `bench run`")
     return frame
 
 
@@ -111,21 +131,27 @@ def load_runs(runs: list[Path]) -> Results:
         for name in set(final["run"].astype(str)):
             run_notes.setdefault(name, []).extend(these_notes)
     final_all = pd.concat(finals, ignore_index=True)
-    evals_all = pd.concat([e for e in evals if not e.empty], ignore_index=True) if any(
-        not e.empty for e in evals) else pd.DataFrame(columns=list(EVAL_REQUIRED))
+    evals_all = (
+        pd.concat([e for e in evals if not e.empty], ignore_index=True)
+        if any(not e.empty for e in evals)
+        else pd.DataFrame(columns=list(EVAL_REQUIRED))
+    )
     final_all, evals_all = _normalise_types(final_all, evals_all)
 
     dup = final_all.duplicated(CELL_KEY, keep="last")
     if dup.any():
         dropped = final_all.loc[dup]
-        notes.append(f"{int(dup.sum())} trial(s) repeat a (profile, variant, task, ratio, seed) of a later run and "
-                     f"were replaced by it: {', '.join(sorted(set(dropped['trial_id'])))}")
+        notes.append(
+            f"{int(dup.sum())} trial(s) repeat a (profile, variant, task, ratio, seed) of a later run and "
+            f"were replaced by it: {', '.join(sorted(set(dropped['trial_id'])))}"
+        )
         keep = final_all.loc[~dup, ["run", "trial_id"]]
         final_all = final_all.loc[~dup]
         evals_all = evals_all.merge(keep, on=["run", "trial_id"], how="inner")
     final_all = final_all.drop(columns="_order").reset_index(drop=True)
-    return Results(final=final_all, evals=evals_all.reset_index(drop=True), runs=unique, notes=notes,
-                   run_notes=run_notes)
+    return Results(
+        final=final_all, evals=evals_all.reset_index(drop=True), runs=unique, notes=notes, run_notes=run_notes
+    )
 
 
 def split_by_profile(results: Results) -> dict[str, Results]:
@@ -134,8 +160,10 @@ def split_by_profile(results: Results) -> dict[str, Results]:
     profiles = sorted(results.final["profile"].unique())
     for profile in profiles:
         if not _PROFILE_NAME.match(profile):
-            raise BenchError(f"profile {profile!r} in the results is not a usable name; expected letters, digits, "
-                             "'_', '.', '-' (paper, quick, smoke, custom)")
+            raise BenchError(
+                f"profile {profile!r} in the results is not a usable name; expected letters, digits, "
+                "'_', '.', '-' (paper, quick, smoke, custom)"
+            )
         final = results.final[results.final["profile"] == profile].reset_index(drop=True)
         evals = results.evals[results.evals["profile"] == profile].reset_index(drop=True)
         names = sorted(set(final["run"]))
@@ -143,8 +171,15 @@ def split_by_profile(results: Results) -> dict[str, Results]:
         notes = list(results.notes) + [n for name in names for n in results.run_notes.get(name, [])]
         if len(profiles) > 1:
             others = ", ".join(p for p in profiles if p != profile)
-            notes.append(f"the input runs hold several profiles; this section shows profile {profile!r} only "
-                         f"(others: {others}), never mixed")
-        out[profile] = Results(final=final, evals=evals, runs=runs or list(results.runs), notes=notes,
-                               run_notes={n: results.run_notes.get(n, []) for n in names})
+            notes.append(
+                f"the input runs hold several profiles; this section shows profile {profile!r} only "
+                f"(others: {others}), never mixed"
+            )
+        out[profile] = Results(
+            final=final,
+            evals=evals,
+            runs=runs or list(results.runs),
+            notes=notes,
+            run_notes={n: results.run_notes.get(n, []) for n in names},
+        )
     return out

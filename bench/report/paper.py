@@ -20,7 +20,11 @@ import pandas as pd
 DATASET_SPELLING: dict[str, str] = {"medium-replay": "med-replay", "medium-expert": "med-expert"}
 # Our base variants -> the method names the paper uses (LaMo is "Ours" in Tables 8-11).
 METHOD_NAMES: dict[str, tuple[str, ...]] = {
-    "lamo": ("LaMo", "Ours"), "dt": ("DT",), "cql": ("CQL",), "bc": ("BC",), "iql": ("IQL",),
+    "lamo": ("LaMo", "Ours"),
+    "dt": ("DT",),
+    "cql": ("CQL",),
+    "bc": ("BC",),
+    "iql": ("IQL",),
     "td3+bc": ("TD3+BC",),
 }
 
@@ -45,13 +49,14 @@ def paper_scores() -> pd.DataFrame:
     """The packaged CSV (users have no copy of the project's reference folder)."""
     text = resources.files("bench.report").joinpath("paper_scores.csv").read_text(encoding="utf-8")
     frame = pd.read_csv(io.StringIO(text))
-    return frame.astype({"table": int, "task": str, "dataset": str, "ratio": float, "method": str,
-                         "mean": float, "std": float})
+    return frame.astype(
+        {"table": int, "task": str, "dataset": str, "ratio": float, "method": str, "mean": float, "std": float}
+    )
 
 
 def paper_task(task: str, domain: str) -> tuple[str, str]:
     """(environment, dataset) as the paper spells them, e.g. hopper-medium-replay -> (hopper, med-replay)."""
-    dataset = task[len(domain) + 1:] if task.startswith(domain + "-") else task
+    dataset = task[len(domain) + 1 :] if task.startswith(domain + "-") else task
     return domain, DATASET_SPELLING.get(dataset, dataset)
 
 
@@ -62,8 +67,12 @@ def lookup(task: str, domain: str, ratio: float, variant: str) -> PaperScore | N
         return None
     env, dataset = paper_task(task, domain)
     scores = paper_scores()
-    hit = scores[(scores["task"] == env) & (scores["dataset"] == dataset) & scores["method"].isin(names)
-                 & scores["ratio"].map(lambda r: math.isclose(r, ratio, rel_tol=1e-9, abs_tol=1e-12))]
+    hit = scores[
+        (scores["task"] == env)
+        & (scores["dataset"] == dataset)
+        & scores["method"].isin(names)
+        & scores["ratio"].map(lambda r: math.isclose(r, ratio, rel_tol=1e-9, abs_tol=1e-12))
+    ]
     if hit.empty:
         return None
     row = hit.sort_values("table").iloc[0]
@@ -75,5 +84,10 @@ def has_cell(task: str, domain: str, ratio: float) -> bool:
     """Whether the paper reports any method on this task and sample ratio."""
     env, dataset = paper_task(task, domain)
     scores = paper_scores()
-    return bool(((scores["task"] == env) & (scores["dataset"] == dataset)
-                 & scores["ratio"].map(lambda r: math.isclose(r, ratio, rel_tol=1e-9, abs_tol=1e-12))).any())
+    return bool(
+        (
+            (scores["task"] == env)
+            & (scores["dataset"] == dataset)
+            & scores["ratio"].map(lambda r: math.isclose(r, ratio, rel_tol=1e-9, abs_tol=1e-12))
+        ).any()
+    )

@@ -11,8 +11,17 @@ import re
 from dataclasses import dataclass, field
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "|": r"\textbar{}",
 }
 # Symbols that need math mode; a minus sign before a digit is typeset as one, not as a hyphen.
 # "<" and ">" too: in LaTeX's default OT1 text font they print as "¡" and "¿".
@@ -115,9 +124,11 @@ def _html_cell(cell: Cell, tag: str = "td") -> str:
 
 def to_html(table: Table) -> str:
     """A `<table>` fragment with its caption; rules become a CSS class on the row that follows them."""
-    parts = [f'<table class="scores"><caption><b>{html.escape(table.title)}.</b> {html.escape(table.caption)}'
-             "</caption>", "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
-             + "</tr></thead>", "<tbody>"]
+    parts = [
+        f'<table class="scores"><caption><b>{html.escape(table.title)}.</b> {html.escape(table.caption)}</caption>',
+        "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.header) + "</tr></thead>",
+        "<tbody>",
+    ]
     for i, row in enumerate(table.rows):
         cls = ' class="rule"' if i - 1 in table.rules_after else ""
         parts.append(f"<tr{cls}>" + "".join(_html_cell(c) for c in row) + "</tr>")

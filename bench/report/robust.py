@@ -60,8 +60,13 @@ class RobustResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "profile": self.profile, "reward_type": self.reward_type, "methods": self.methods, "cells": self.cells,
-            "runs_per_method": self.runs, "confidence": CONFIDENCE, "scale": "normalized score, 0-100",
+            "profile": self.profile,
+            "reward_type": self.reward_type,
+            "methods": self.methods,
+            "cells": self.cells,
+            "runs_per_method": self.runs,
+            "confidence": CONFIDENCE,
+            "scale": "normalized score, 0-100",
             "aggregates": self.aggregates.to_dict(orient="records"),
             "probability_of_improvement": self.improvement.to_dict(orient="records"),
             "notes": self.notes,
@@ -80,12 +85,16 @@ def score_matrices(final: pd.DataFrame, reward_type: str) -> tuple[dict[str, np.
     chosen, common = choose_methods_and_cells(coverage, method_order(coverage, agents))
     left_out = [m for m in method_order(coverage, agents) if m not in chosen]
     if left_out:
-        notes.append(f"{reward_type}: {', '.join(left_out)} left out of the aggregates (not scored on every cell "
-                     "the other methods share)")
+        notes.append(
+            f"{reward_type}: {', '.join(left_out)} left out of the aggregates (not scored on every cell "
+            "the other methods share)"
+        )
     all_cells = set(scored["_cell"])
     if common != all_cells:
-        notes.append(f"{reward_type}: cells not scored for every included method left out: "
-                     f"{', '.join(sorted(all_cells - common))}")
+        notes.append(
+            f"{reward_type}: cells not scored for every included method left out: "
+            f"{', '.join(sorted(all_cells - common))}"
+        )
     cell_order = sorted(common)
     matrices: dict[str, np.ndarray] = {}
     for m in method_order(chosen, agents):
@@ -93,8 +102,10 @@ def score_matrices(final: pd.DataFrame, reward_type: str) -> tuple[dict[str, np.
         per_cell = [g[g["_cell"] == c].sort_values("seed")["final_score"].to_numpy(float) for c in cell_order]
         n = min(len(s) for s in per_cell)
         if any(len(s) != n for s in per_cell):
-            notes.append(f"{reward_type}: {m} uses its {n} lowest seeds in every cell (minimum common count; "
-                         f"cells have {min(len(s) for s in per_cell)}-{max(len(s) for s in per_cell)})")
+            notes.append(
+                f"{reward_type}: {m} uses its {n} lowest seeds in every cell (minimum common count; "
+                f"cells have {min(len(s) for s in per_cell)}-{max(len(s) for s in per_cell)})"
+            )
         matrices[m] = np.stack([s[:n] for s in per_cell], axis=1) / SCALE
     return matrices, cell_order, notes
 
@@ -132,16 +143,19 @@ def choose_methods_and_cells(coverage: dict[str, set[str]], order: list[str]) ->
 
 def _aggregate_func(metrics: ModuleType) -> Callable[[np.ndarray], np.ndarray]:
     def aggregate(scores: np.ndarray) -> np.ndarray:
-        return np.array([
-            metrics.aggregate_iqm(scores), metrics.aggregate_median(scores), metrics.aggregate_mean(scores),
-            metrics.aggregate_optimality_gap(scores),
-        ])
+        return np.array(
+            [
+                metrics.aggregate_iqm(scores),
+                metrics.aggregate_median(scores),
+                metrics.aggregate_mean(scores),
+                metrics.aggregate_optimality_gap(scores),
+            ]
+        )
 
     return aggregate
 
 
-def robust_results(final: pd.DataFrame, profile: str, reps: int,
-                   seed: int = 0) -> tuple[list[RobustResult], list[str]]:
+def robust_results(final: pd.DataFrame, profile: str, reps: int, seed: int = 0) -> tuple[list[RobustResult], list[str]]:
     """One result per reward type of `final` (one profile's trials) that has scores, and notes on the rest."""
     rly, metrics = _rliable()
     out: list[RobustResult] = []
@@ -155,22 +169,34 @@ def robust_results(final: pd.DataFrame, profile: str, reps: int,
     return out, skipped
 
 
-def _intervals(rly: ModuleType, data: dict[str, Any], func: Callable[..., Any], reps: int,
-               seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _intervals(
+    rly: ModuleType, data: dict[str, Any], func: Callable[..., Any], reps: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState
         return rly.get_interval_estimates(
-            data, func, reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed))
+            data, func, reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed)
+        )
 
 
-def _one_reward_type(rly: ModuleType, metrics: ModuleType, matrices: dict[str, np.ndarray], cells: list[str],
-                     notes: list[str], profile: str, reward: str, reps: int, seed: int) -> RobustResult:
+def _one_reward_type(
+    rly: ModuleType,
+    metrics: ModuleType,
+    matrices: dict[str, np.ndarray],
+    cells: list[str],
+    notes: list[str],
+    profile: str,
+    reward: str,
+    reps: int,
+    seed: int,
+) -> RobustResult:
     aggregate = _aggregate_func(metrics)
     runs = {m: int(x.shape[0]) for m, x in matrices.items()}
     single = [m for m, n in runs.items() if n < 2]
     if single:
-        notes.append(f"{reward}: one run per cell for {', '.join(single)}: point estimates only, "
-                     "no confidence interval")
+        notes.append(
+            f"{reward}: one run per cell for {', '.join(single)}: point estimates only, no confidence interval"
+        )
     agg_rows: list[dict[str, Any]] = []
     for m, x in matrices.items():
         if runs[m] >= 2:
@@ -180,9 +206,19 @@ def _one_reward_type(rly: ModuleType, metrics: ModuleType, matrices: dict[str, n
             point = aggregate(x)
             lo = hi = np.full_like(point, np.nan)
         for i, name in enumerate(METRICS):
-            agg_rows.append({"profile": profile, "reward_type": reward, "method": m, "metric": name,
-                             "estimate": float(point[i]) * SCALE, "ci_low": float(lo[i]) * SCALE,
-                             "ci_high": float(hi[i]) * SCALE, "runs": runs[m], "cells": len(cells)})
+            agg_rows.append(
+                {
+                    "profile": profile,
+                    "reward_type": reward,
+                    "method": m,
+                    "metric": name,
+                    "estimate": float(point[i]) * SCALE,
+                    "ci_low": float(lo[i]) * SCALE,
+                    "ci_high": float(hi[i]) * SCALE,
+                    "runs": runs[m],
+                    "cells": len(cells),
+                }
+            )
 
     # Performance profiles: fraction of runs scoring above tau.
     all_scores = np.concatenate([x.ravel() for x in matrices.values()])
@@ -211,18 +247,37 @@ def _one_reward_type(rly: ModuleType, metrics: ModuleType, matrices: dict[str, n
                 p, lo_p, hi_p = float(points[other]), float(np.ravel(cis[other])[0]), float(np.ravel(cis[other])[1])
             else:
                 p, lo_p, hi_p = float(metrics.probability_of_improvement(x, y)), float("nan"), float("nan")
-            improvement_rows.append({"profile": profile, "reward_type": reward, "method": "lamo", "baseline": other,
-                                     "probability": p, "ci_low": lo_p, "ci_high": hi_p, "cells": len(cells)})
+            improvement_rows.append(
+                {
+                    "profile": profile,
+                    "reward_type": reward,
+                    "method": "lamo",
+                    "baseline": other,
+                    "probability": p,
+                    "ci_low": lo_p,
+                    "ci_high": hi_p,
+                    "cells": len(cells),
+                }
+            )
         if not improvement_rows:
             notes.append(f"{reward}: no other method scored on the same cells, so no P(LaMo > X)")
     else:
         notes.append(f"{reward}: no 'lamo' runs, so no P(LaMo > X)")
     return RobustResult(
-        profile=profile, reward_type=reward, methods=list(matrices), cells=cells, runs=runs,
-        aggregates=pd.DataFrame(agg_rows), improvement=pd.DataFrame(
-            improvement_rows, columns=["profile", "reward_type", "method", "baseline", "probability", "ci_low",
-                                       "ci_high", "cells"]),
-        taus=taus * SCALE, profiles=profiles, profile_cis=profile_cis, notes=notes,
+        profile=profile,
+        reward_type=reward,
+        methods=list(matrices),
+        cells=cells,
+        runs=runs,
+        aggregates=pd.DataFrame(agg_rows),
+        improvement=pd.DataFrame(
+            improvement_rows,
+            columns=["profile", "reward_type", "method", "baseline", "probability", "ci_low", "ci_high", "cells"],
+        ),
+        taus=taus * SCALE,
+        profiles=profiles,
+        profile_cis=profile_cis,
+        notes=notes,
     )
 
 
@@ -232,9 +287,18 @@ def profiles_frame(results: list[RobustResult]) -> pd.DataFrame:
     for r in results:
         for m, prof in r.profiles.items():
             lo, hi = r.profile_cis[m]
-            rows.extend({"profile": r.profile, "reward_type": r.reward_type, "method": m, "tau": float(t),
-                         "fraction_above": float(v), "ci_low": float(a), "ci_high": float(b)}
-                        for t, v, a, b in zip(r.taus, prof, lo, hi, strict=True))
+            rows.extend(
+                {
+                    "profile": r.profile,
+                    "reward_type": r.reward_type,
+                    "method": m,
+                    "tau": float(t),
+                    "fraction_above": float(v),
+                    "ci_low": float(a),
+                    "ci_high": float(b),
+                }
+                for t, v, a, b in zip(r.taus, prof, lo, hi, strict=True)
+            )
     return pd.DataFrame(rows)
 
 
@@ -285,8 +349,14 @@ def difference_interval(x: np.ndarray, y: np.ndarray, reps: int, seed: int = 0) 
     randomness is disturbed.
     """
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if (a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(a.shape[0], b.shape[0]) < 2
-            or not (np.isfinite(a).all() and np.isfinite(b).all()) or not bootstrap_available()):
+    if (
+        a.ndim != 2
+        or b.ndim != 2
+        or a.shape[1] != b.shape[1]
+        or min(a.shape[0], b.shape[0]) < 2
+        or not (np.isfinite(a).all() and np.isfinite(b).all())
+        or not bootstrap_available()
+    ):
         return float("nan"), float("nan")
     rly, _ = _rliable()
     state = np.random.get_state()

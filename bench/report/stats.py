@@ -66,16 +66,23 @@ def select_cell_targets(final: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         cell = dict(zip(CELL_COLUMNS, key, strict=True))
         entries = {i: _target_entries(raw.at[i]) for i in group.index}
         conditioned = group["rtg_target"].notna().any() or any(
-            e is not None and any(x.get("target") is not None for x in e) for e in entries.values())
+            e is not None and any(x.get("target") is not None for x in e) for e in entries.values()
+        )
         if not conditioned:
             continue
         per_trial: dict[Any, dict[float, dict[str, Any]]] = {}
         for i, e in entries.items():
             if e is not None:
-                per_trial[i] = {float(x["target"]): x for x in e if x.get("target") is not None
-                                and x.get("final") is not None and math.isfinite(float(x["final"]))}
-        common = [t for t in per_trial.get(group.index[0], {})
-                  if all(i in per_trial and t in per_trial[i] for i in group.index)]
+                per_trial[i] = {
+                    float(x["target"]): x
+                    for x in e
+                    if x.get("target") is not None and x.get("final") is not None and math.isfinite(float(x["final"]))
+                }
+        common = [
+            t
+            for t in per_trial.get(group.index[0], {})
+            if all(i in per_trial and t in per_trial[i] for i in group.index)
+        ]
         label = f"{cell['variant']} on {cell['task']} at ratio {cell['ratio']:g}"
         if not common:
             frame.loc[group.index, "target_choice"] = CHOICE_SEED
@@ -91,13 +98,23 @@ def select_cell_targets(final: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
                     frame.loc[i, col] = float(entry[field])
         frame.loc[group.index, "target_choice"] = CHOICE_CELL
         for t in common:
-            records.append({**cell, "agent": str(group["agent"].iloc[0]), "rtg_target": t, "mean_final": means[t],
-                            "n_seeds": len(group), "chosen": t == chosen})
+            records.append(
+                {
+                    **cell,
+                    "agent": str(group["agent"].iloc[0]),
+                    "rtg_target": t,
+                    "mean_final": means[t],
+                    "n_seeds": len(group),
+                    "chosen": t == chosen,
+                }
+            )
     notes = []
     if fallback:
-        notes.append(f"{len(fallback)} cell(s) have no per-target final scores (results written before they were "
-                     f"stored), so each seed is scored at its own best return-to-go target, which is optimistic: "
-                     f"{', '.join(fallback)}")
+        notes.append(
+            f"{len(fallback)} cell(s) have no per-target final scores (results written before they were "
+            f"stored), so each seed is scored at its own best return-to-go target, which is optimistic: "
+            f"{', '.join(fallback)}"
+        )
     columns = [*CELL_COLUMNS, "agent", "rtg_target", "mean_final", "n_seeds", "chosen"]
     return frame, pd.DataFrame(records, columns=columns), notes
 
@@ -117,24 +134,29 @@ def cell_stats(final: pd.DataFrame) -> pd.DataFrame:
     for key, group in frame.groupby(CELL_COLUMNS, sort=False):
         ok = group.loc[group["_scored"]].sort_values("seed")
         scores = ok["final_score"].to_numpy(dtype=float)
-        rows.append({
-            **dict(zip(CELL_COLUMNS, key, strict=True)),
-            "agent": str(group["agent"].iloc[0]),
-            "domain": str(group["domain"].iloc[0]),
-            "n_ok": len(scores),
-            "n_failed": int((~group["_scored"]).sum()),
-            "mean": float(np.mean(scores)) if len(scores) else float("nan"),
-            "std": float(np.std(scores, ddof=STD_DDOF)) if len(scores) else float("nan"),
-            "seeds": [int(s) for s in ok["seed"]],
-            "scores": [float(v) for v in scores],  # per seed, in `seeds` order: the tables' intervals need them
-            "rtg_target": _cell_target(ok),
-        })
+        rows.append(
+            {
+                **dict(zip(CELL_COLUMNS, key, strict=True)),
+                "agent": str(group["agent"].iloc[0]),
+                "domain": str(group["domain"].iloc[0]),
+                "n_ok": len(scores),
+                "n_failed": int((~group["_scored"]).sum()),
+                "mean": float(np.mean(scores)) if len(scores) else float("nan"),
+                "std": float(np.std(scores, ddof=STD_DDOF)) if len(scores) else float("nan"),
+                "seeds": [int(s) for s in ok["seed"]],
+                "scores": [float(v) for v in scores],  # per seed, in `seeds` order: the tables' intervals need them
+                "rtg_target": _cell_target(ok),
+            }
+        )
     cells = pd.DataFrame(rows)
     if cells.empty:
         return cells
     cells["_rank"] = cells["task"].map(task_rank)
-    return cells.sort_values(["_rank", "ratio", "variant"], ascending=[True, False, True]).drop(
-        columns="_rank").reset_index(drop=True)
+    return (
+        cells.sort_values(["_rank", "ratio", "variant"], ascending=[True, False, True])
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
 
 
 def _cell_target(ok: pd.DataFrame) -> str:
@@ -153,8 +175,7 @@ def chosen_target_evals(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFram
     Agents without targets have NaN in both tables. When a trial's final row names no target but its
     evaluations have several, the best target per step is kept (the paper's rule, applied per step).
     """
-    scored = final.loc[scored_mask(final), ["run", "trial_id", "rtg_target"]].rename(
-        columns={"rtg_target": "_chosen"})
+    scored = final.loc[scored_mask(final), ["run", "trial_id", "rtg_target"]].rename(columns={"rtg_target": "_chosen"})
     ev = evals.merge(scored, on=["run", "trial_id"], how="inner")
     if ev.empty:
         return ev.drop(columns="_chosen")
@@ -175,5 +196,6 @@ def learning_curves(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "step", "mean", "std", "n"])
     per_trial = picked.groupby([*CELL_COLUMNS, "run", "trial_id", "step"], as_index=False)["score_mean"].mean()
     curves = per_trial.groupby([*CELL_COLUMNS, "step"], as_index=False)["score_mean"].agg(
-        mean="mean", std=lambda s: float(np.std(s.to_numpy(float), ddof=STD_DDOF)), n="count")
+        mean="mean", std=lambda s: float(np.std(s.to_numpy(float), ddof=STD_DDOF)), n="count"
+    )
     return curves.sort_values([*CELL_COLUMNS, "step"]).reset_index(drop=True)

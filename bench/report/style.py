@@ -13,16 +13,35 @@ from collections.abc import Iterable, Mapping
 BASE_ORDER: tuple[str, ...] = ("lamo", "dt", "cql", "iql", "td3+bc", "bc")
 
 DISPLAY_NAMES: dict[str, str] = {
-    "lamo": "LaMo", "dt": "DT", "cql": "CQL", "iql": "IQL", "td3+bc": "TD3+BC", "bc": "BC",
+    "lamo": "LaMo",
+    "dt": "DT",
+    "cql": "CQL",
+    "iql": "IQL",
+    "td3+bc": "TD3+BC",
+    "bc": "BC",
 }
 
 # Colour-blind-friendly (Okabe-Ito based); fixed per base method so reports stay comparable.
 FIXED_COLORS: dict[str, str] = {
-    "lamo": "#D55E00", "dt": "#0072B2", "cql": "#009E73", "iql": "#CC79A7", "td3+bc": "#E69F00", "bc": "#555555",
+    "lamo": "#D55E00",
+    "dt": "#0072B2",
+    "cql": "#009E73",
+    "iql": "#CC79A7",
+    "td3+bc": "#E69F00",
+    "bc": "#555555",
 }
 # Ablations and unknown methods take these in sorted-name order.
 EXTRA_COLORS: tuple[str, ...] = (
-    "#56B4E9", "#F0E442", "#882255", "#44AA99", "#AA4499", "#117733", "#999933", "#332288", "#88CCEE", "#661100",
+    "#56B4E9",
+    "#F0E442",
+    "#882255",
+    "#44AA99",
+    "#AA4499",
+    "#117733",
+    "#999933",
+    "#332288",
+    "#88CCEE",
+    "#661100",
 )
 
 REWARD_ORDER: tuple[str, ...] = ("sparse", "dense")

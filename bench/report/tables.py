@@ -60,8 +60,9 @@ class ScoreTable:
     table: Table
 
 
-def rank_marks(means: dict[str, float], intervals: dict[str, Interval] | None = None,
-               decimals: int = DECIMALS) -> tuple[list[str], list[str]]:
+def rank_marks(
+    means: dict[str, float], intervals: dict[str, Interval] | None = None, decimals: int = DECIMALS
+) -> tuple[list[str], list[str]]:
     """(bold, underlined) methods of one row: the clear best, or the methods tied with the best.
 
     A method is bold only when it alone leads at the precision shown and its interval's lower bound is above
@@ -166,9 +167,11 @@ def _scores_of(sub: pd.DataFrame, m: str) -> list[float]:
 
 def ranking_caption() -> str:
     """The emphasis rule, said the same way in every table that uses `rank_marks`."""
-    text = (f"Bold: best mean in the row whose {CI_NOTE} lies above every other method's interval; when the "
-            "intervals overlap (or a method has fewer than 2 seeds, so no interval) nobody is bold and the methods "
-            "that cannot be told apart from the best are underlined as tied.")
+    text = (
+        f"Bold: best mean in the row whose {CI_NOTE} lies above every other method's interval; when the "
+        "intervals overlap (or a method has fewer than 2 seeds, so no interval) nobody is bold and the methods "
+        "that cannot be told apart from the best are underlined as tied."
+    )
     if not bootstrap_available():
         text += " rliable could not be imported, so there are no intervals and no method is bold."
     return text
@@ -184,14 +187,21 @@ def score_table(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS) -> 
     rows: list[list[Cell]] = []
     rules: set[int] = set()
 
-    def comparison(record: dict[str, Any], lamo: float, dt: float, x: np.ndarray | None,
-                   y: np.ndarray | None) -> list[Cell]:
+    def comparison(
+        record: dict[str, Any], lamo: float, dt: float, x: np.ndarray | None, y: np.ndarray | None
+    ) -> list[Cell]:
         """LaMo - DT with its interval, and the percentage only over a base large enough to divide by."""
         diff = lamo - dt
         interval = difference_interval(x, y, reps) if x is not None and y is not None else NO_INTERVAL
         pct = improvement_pct(lamo, dt)
-        record.update({"lamo_minus_dt": diff, "lamo_minus_dt_ci_low": interval[0],
-                       "lamo_minus_dt_ci_high": interval[1], "lamo_vs_dt_pct": pct})
+        record.update(
+            {
+                "lamo_minus_dt": diff,
+                "lamo_minus_dt_ci_low": interval[0],
+                "lamo_minus_dt_ci_high": interval[1],
+                "lamo_vs_dt_pct": pct,
+            }
+        )
         return [Cell(format_difference(diff, interval)), Cell(format_pct(pct, lamo, dt))]
 
     for reward in reward_order(cells["reward_type"]):
@@ -207,23 +217,39 @@ def score_table(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS) -> 
             row_means.append(means)
             row_scores.append(scores)
             best, tied = rank_marks(means, intervals)
-            record: dict[str, Any] = {"profile": profile, "reward_type": reward, "row_kind": "cell", "task": task,
-                                      "ratio": ratio}
+            record: dict[str, Any] = {
+                "profile": profile,
+                "reward_type": reward,
+                "row_kind": "cell",
+                "task": task,
+                "ratio": ratio,
+            }
             cells_out = [Cell(reward), Cell(task), Cell(format_ratio(ratio))]
             for m in methods:
                 present = m in sub.index
                 n_ok = int(sub.at[m, "n_ok"]) if present else 0
                 n_failed = int(sub.at[m, "n_failed"]) if present else 0
                 std = float(sub.at[m, "std"]) if present else float("nan")
-                record.update({f"{m}_mean": means[m], f"{m}_std": std, f"{m}_ci_low": intervals[m][0],
-                               f"{m}_ci_high": intervals[m][1], f"{m}_n": n_ok, f"{m}_failed": n_failed})
+                record.update(
+                    {
+                        f"{m}_mean": means[m],
+                        f"{m}_std": std,
+                        f"{m}_ci_low": intervals[m][0],
+                        f"{m}_ci_high": intervals[m][1],
+                        f"{m}_n": n_ok,
+                        f"{m}_failed": n_failed,
+                    }
+                )
                 cells_out.append(Cell(format_score(means[m], std, n_ok, n_failed), m in best, m in tied))
             record.update({"best": ";".join(best), "tied": ";".join(tied)})
             if with_improvement:
-                cells_out += comparison(record, means["lamo"], means["dt"],
-                                        _seed_matrix([scores["lamo"]]), _seed_matrix([scores["dt"]]))
-            targets = {m: str(sub.at[m, "rtg_target"]) if m in sub.index and "rtg_target" in sub.columns else ""
-                       for m in methods}
+                cells_out += comparison(
+                    record, means["lamo"], means["dt"], _seed_matrix([scores["lamo"]]), _seed_matrix([scores["dt"]])
+                )
+            targets = {
+                m: str(sub.at[m, "rtg_target"]) if m in sub.index and "rtg_target" in sub.columns else ""
+                for m in methods
+            }
             record.update({f"{m}_rtg_target": t for m, t in targets.items()})
             record["rtg_target"] = _target_text(targets)
             cells_out.append(Cell(record["rtg_target"]))
@@ -243,21 +269,38 @@ def score_table(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS) -> 
         complete = {m: averages[m] for m in methods if counts[m] == n_rows}
         avg_intervals = {m: mean_interval(x, reps) if x is not None else NO_INTERVAL for m, x in matrices.items()}
         best, tied = rank_marks(complete, avg_intervals)
-        record = {"profile": profile, "reward_type": reward, "row_kind": "average", "task": f"Average ({reward})",
-                  "ratio": float("nan")}
+        record = {
+            "profile": profile,
+            "reward_type": reward,
+            "row_kind": "average",
+            "task": f"Average ({reward})",
+            "ratio": float("nan"),
+        }
         avg_cells = [Cell(reward, bold=True), Cell(f"Average ({reward})", bold=True), Cell("")]
         for m in methods:
-            record.update({f"{m}_mean": averages[m], f"{m}_std": float("nan"), f"{m}_ci_low": avg_intervals[m][0],
-                           f"{m}_ci_high": avg_intervals[m][1], f"{m}_n": counts[m],
-                           f"{m}_failed": int(group.loc[group["variant"] == m, "n_failed"].sum())})
+            record.update(
+                {
+                    f"{m}_mean": averages[m],
+                    f"{m}_std": float("nan"),
+                    f"{m}_ci_low": avg_intervals[m][0],
+                    f"{m}_ci_high": avg_intervals[m][1],
+                    f"{m}_n": counts[m],
+                    f"{m}_failed": int(group.loc[group["variant"] == m, "n_failed"].sum()),
+                }
+            )
             text = "-" if math.isnan(averages[m]) else f"{averages[m]:.{DECIMALS}f}"
             if counts[m] and counts[m] < n_rows:
                 text += f" ({counts[m]}/{n_rows} rows)"
             avg_cells.append(Cell(text, m in best, m in tied))
         record.update({"best": ";".join(best), "tied": ";".join(tied)})
         if with_improvement:
-            avg_cells += comparison(record, complete.get("lamo", float("nan")), complete.get("dt", float("nan")),
-                                    matrices["lamo"], matrices["dt"])
+            avg_cells += comparison(
+                record,
+                complete.get("lamo", float("nan")),
+                complete.get("dt", float("nan")),
+                matrices["lamo"],
+                matrices["dt"],
+            )
         avg_cells.append(Cell(""))
         records.append(record)
         rows.append(avg_cells)
@@ -282,12 +325,20 @@ def score_table(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS) -> 
         "protocol, LaMo-2023 issue #1); every target's mean is in targets.csv. Intervals are in the CSV."
     )
     if (cells.get("rtg_target", pd.Series(dtype=str)) == "seed-best").any():
-        caption += (" 'best per seed': results without per-target scores, so each seed is scored at its own best "
-                    "target (optimistic).")
+        caption += (
+            " 'best per seed': results without per-target scores, so each seed is scored at its own best "
+            "target (optimistic)."
+        )
     if not with_improvement:
         caption += " No LaMo-vs-DT columns: the runs lack 'lamo' or 'dt'."
-    table = Table(title=f"Normalized scores by task and sample ratio (profile: {profile})", caption=caption,
-                  header=header, rows=rows, rules_after=rules, label=f"tab:scores-{profile}")
+    table = Table(
+        title=f"Normalized scores by task and sample ratio (profile: {profile})",
+        caption=caption,
+        header=header,
+        rows=rows,
+        rules_after=rules,
+        label=f"tab:scores-{profile}",
+    )
     return ScoreTable(profile=profile, methods=methods, frame=pd.DataFrame(records), table=table)
 
 
@@ -312,8 +363,7 @@ def paper_comparison(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS
         return None
     records: list[dict[str, Any]] = []
     rows: list[list[Cell]] = []
-    keys = list(dict.fromkeys(zip(cells["reward_type"], cells["task"], cells["domain"], cells["ratio"],
-                                  strict=True)))
+    keys = list(dict.fromkeys(zip(cells["reward_type"], cells["task"], cells["domain"], cells["ratio"], strict=True)))
     keys.sort(key=lambda k: reward_order(cells["reward_type"]).index(k[0]))
     for reward, task, domain, ratio in keys:
         if not paper.has_cell(task, domain, ratio):
@@ -322,8 +372,13 @@ def paper_comparison(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS
         published = {m: paper.lookup(task, domain, ratio, m) for m in methods}
         sources = sorted({p.table for p in published.values() if p is not None})
         source = "paper Table " + ", ".join(str(t) for t in sources)
-        record: dict[str, Any] = {"profile": profile, "reward_type": reward, "task": task, "ratio": ratio,
-                                  "source": source}
+        record: dict[str, Any] = {
+            "profile": profile,
+            "reward_type": reward,
+            "task": task,
+            "ratio": ratio,
+            "source": source,
+        }
         out = [Cell(task), Cell(format_ratio(ratio)), Cell(source)]
         for m in methods:
             present = m in sub.index
@@ -334,13 +389,18 @@ def paper_comparison(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS
             interval = _interval_of(sub, m)
             pub = published[m]
             inside = _inside(pub.mean, interval) if pub else None
-            record.update({
-                f"{m}_ours_mean": mean, f"{m}_ours_std": std, f"{m}_ours_ci_low": interval[0],
-                f"{m}_ours_ci_high": interval[1], f"{m}_ours_n": n_ok,
-                f"{m}_paper_mean": pub.mean if pub else float("nan"),
-                f"{m}_paper_std": pub.std if pub and pub.std is not None else float("nan"),
-                f"{m}_paper_in_ci": inside,
-            })
+            record.update(
+                {
+                    f"{m}_ours_mean": mean,
+                    f"{m}_ours_std": std,
+                    f"{m}_ours_ci_low": interval[0],
+                    f"{m}_ours_ci_high": interval[1],
+                    f"{m}_ours_n": n_ok,
+                    f"{m}_paper_mean": pub.mean if pub else float("nan"),
+                    f"{m}_paper_std": pub.std if pub and pub.std is not None else float("nan"),
+                    f"{m}_paper_in_ci": inside,
+                }
+            )
             ours = format_score(mean, std, n_ok, n_failed)
             if n_ok and not math.isnan(interval[0]):
                 ours += f" [{interval[0]:.{DECIMALS}f}, {interval[1]:.{DECIMALS}f}]"
@@ -364,8 +424,13 @@ def paper_comparison(cells: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS
     )
     if profile != "paper":
         caption += f" Profile '{profile}' does not follow the paper's training protocol; expect differences."
-    table = Table(title=f"Our scores beside the published ones (profile: {profile})", caption=caption,
-                  header=header, rows=rows, label=f"tab:paper-{profile}")
+    table = Table(
+        title=f"Our scores beside the published ones (profile: {profile})",
+        caption=caption,
+        header=header,
+        rows=rows,
+        label=f"tab:paper-{profile}",
+    )
     return ScoreTable(profile=profile, methods=methods, frame=pd.DataFrame(records), table=table)
 
 
@@ -380,15 +445,27 @@ def trials_table(final: pd.DataFrame, profile: str) -> ScoreTable | None:
     for _, r in failed.iterrows():
         error = str(r.get("error", "") or "")
         error = error.splitlines()[0][:160] if error else "(no score recorded)"
-        rows.append([Cell(str(r["run"])), Cell(str(r["variant"])), Cell(str(r["task"])),
-                     Cell(format_ratio(float(r["ratio"]))), Cell(str(int(r["seed"]))), Cell(str(r["status"])),
-                     Cell(error)])
-    frame = failed[[c for c in ("run", "trial_id", "variant", "task", "ratio", "seed", "status", "error")
-                    if c in failed.columns]].assign(profile=profile)
-    table = Table(title=f"Failed trials (profile: {profile})",
-                  caption="Trials without a final score; they are excluded from every mean and aggregate.",
-                  header=["Run", "Method", "Task", "Ratio", "Seed", "Status", "Error"], rows=rows,
-                  label=f"tab:failed-{profile}")
+        rows.append(
+            [
+                Cell(str(r["run"])),
+                Cell(str(r["variant"])),
+                Cell(str(r["task"])),
+                Cell(format_ratio(float(r["ratio"]))),
+                Cell(str(int(r["seed"]))),
+                Cell(str(r["status"])),
+                Cell(error),
+            ]
+        )
+    frame = failed[
+        [c for c in ("run", "trial_id", "variant", "task", "ratio", "seed", "status", "error") if c in failed.columns]
+    ].assign(profile=profile)
+    table = Table(
+        title=f"Failed trials (profile: {profile})",
+        caption="Trials without a final score; they are excluded from every mean and aggregate.",
+        header=["Run", "Method", "Task", "Ratio", "Seed", "Status", "Error"],
+        rows=rows,
+        label=f"tab:failed-{profile}",
+    )
     return ScoreTable(profile=profile, methods=sorted(set(failed["variant"])), frame=frame, table=table)
 
 
@@ -408,29 +485,56 @@ def aggregates_table(frame: pd.DataFrame, profile: str, metrics: tuple[str, ...]
         sub = frame[frame["reward_type"] == reward]
         for m in method_order(sub["method"]):
             g = sub[sub["method"] == m].set_index("metric")
-            row = [Cell(reward), Cell(display_name(m)), Cell(str(int(g["runs"].iloc[0]))),
-                   Cell(str(int(g["cells"].iloc[0])))]
-            row += [Cell(_interval(float(g.at[k, "estimate"]), float(g.at[k, "ci_low"]), float(g.at[k, "ci_high"]),
-                                   DECIMALS)) for k in metrics]
+            row = [
+                Cell(reward),
+                Cell(display_name(m)),
+                Cell(str(int(g["runs"].iloc[0]))),
+                Cell(str(int(g["cells"].iloc[0]))),
+            ]
+            row += [
+                Cell(
+                    _interval(float(g.at[k, "estimate"]), float(g.at[k, "ci_low"]), float(g.at[k, "ci_high"]), DECIMALS)
+                )
+                for k in metrics
+            ]
             rows.append(row)
         rules.add(len(rows) - 1)
-    caption = (f"Profile '{profile}'. rliable aggregates of the normalized final score (0-100 scale; computed on "
-               f"score/100 and scaled back), point estimate [95% stratified-bootstrap CI, {reps} resamples]. "
-               "Runs: seeds per cell used (minimum common count); cells: task × ratio cells every method ran. "
-               "Optimality gap: lower is better.")
-    return Table(title=f"Robust aggregates (profile: {profile})", caption=caption,
-                 header=["Reward", "Method", "Runs", "Cells", *metrics], rows=rows, rules_after=rules,
-                 label=f"tab:robust-{profile}")
+    caption = (
+        f"Profile '{profile}'. rliable aggregates of the normalized final score (0-100 scale; computed on "
+        f"score/100 and scaled back), point estimate [95% stratified-bootstrap CI, {reps} resamples]. "
+        "Runs: seeds per cell used (minimum common count); cells: task × ratio cells every method ran. "
+        "Optimality gap: lower is better."
+    )
+    return Table(
+        title=f"Robust aggregates (profile: {profile})",
+        caption=caption,
+        header=["Reward", "Method", "Runs", "Cells", *metrics],
+        rows=rows,
+        rules_after=rules,
+        label=f"tab:robust-{profile}",
+    )
 
 
 def improvement_table(frame: pd.DataFrame, profile: str, reps: int) -> Table:
     """P(LaMo > X) per reward type and baseline."""
-    rows = [[Cell(str(r["reward_type"])), Cell(f"LaMo > {display_name(str(r['baseline']))}"),
-             Cell(_interval(float(r["probability"]), float(r["ci_low"]), float(r["ci_high"]), 2)),
-             Cell(str(int(r["cells"])))] for _, r in frame.iterrows()]
-    caption = (f"Profile '{profile}'. Probability that a LaMo run scores higher than a run of X on a random "
-               f"task × ratio cell (rliable), with 95% stratified-bootstrap CI ({reps} resamples); 0.5 = no "
-               "difference.")
-    return Table(title=f"Probability of improvement (profile: {profile})", caption=caption,
-                 header=["Reward", "Comparison", "P(improvement) [95% CI]", "Cells"], rows=rows,
-                 label=f"tab:poi-{profile}")
+    rows = [
+        [
+            Cell(str(r["reward_type"])),
+            Cell(f"LaMo > {display_name(str(r['baseline']))}"),
+            Cell(_interval(float(r["probability"]), float(r["ci_low"]), float(r["ci_high"]), 2)),
+            Cell(str(int(r["cells"]))),
+        ]
+        for _, r in frame.iterrows()
+    ]
+    caption = (
+        f"Profile '{profile}'. Probability that a LaMo run scores higher than a run of X on a random "
+        f"task × ratio cell (rliable), with 95% stratified-bootstrap CI ({reps} resamples); 0.5 = no "
+        "difference."
+    )
+    return Table(
+        title=f"Probability of improvement (profile: {profile})",
+        caption=caption,
+        header=["Reward", "Comparison", "P(improvement) [95% CI]", "Cells"],
+        rows=rows,
+        label=f"tab:poi-{profile}",
+    )

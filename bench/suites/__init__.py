@@ -36,8 +36,10 @@ SUITES_DIR = Path(__file__).resolve().parent
 PAPER_EVAL_EVERY = 2500
 PAPER_EVAL_EPISODES = 20
 #: A deliberate protocol difference every trial shares (bench/evaluate.py explains it).
-SEEDED_EVALUATION = ("evaluation start states are seeded per (trial seed, evaluation, episode), identical for "
-                     "every agent and target; the official evaluator resets its environments unseeded")
+SEEDED_EVALUATION = (
+    "evaluation start states are seeded per (trial seed, evaluation, episode), identical for "
+    "every agent and target; the official evaluator resets its environments unseeded"
+)
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,16 @@ class CellOverride:
     values: dict[str, Any]
 
     def matches(self, agent: str, task: str, ratio: float) -> bool:
-        return self.agent == agent and self.task == task and (
-            self.ratio is None or math.isclose(self.ratio, ratio, rel_tol=1e-9, abs_tol=1e-12))
+        return (
+            self.agent == agent
+            and self.task == task
+            and (self.ratio is None or math.isclose(self.ratio, ratio, rel_tol=1e-9, abs_tol=1e-12))
+        )
 
 
-def cell_overrides_for(overrides: Sequence[CellOverride], agent: str, base: str, task: str,
-                       ratio: float) -> dict[str, Any]:
+def cell_overrides_for(
+    overrides: Sequence[CellOverride], agent: str, base: str, task: str, ratio: float
+) -> dict[str, Any]:
     """The merged `set` tables that apply to (agent, task, ratio): base agent's first, then the variant's."""
     out: dict[str, Any] = {}
     for name in dict.fromkeys((base, agent)):
@@ -78,8 +84,9 @@ class Profile:
     def steps_for(self, task: str) -> int:
         return get_task(task).paper.train_steps if self.steps is None else self.steps
 
-    def overrides_for(self, agent: str, base: str, task: str | None = None,
-                      ratio: float | None = None) -> dict[str, Any]:
+    def overrides_for(
+        self, agent: str, base: str, task: str | None = None, ratio: float | None = None
+    ) -> dict[str, Any]:
         """Overrides for an agent (on a task x ratio cell when given); a variant gets its base agent's first."""
         out = {**self.agent_overrides.get(base, {}), **self.agent_overrides.get(agent, {})}
         if task is not None and ratio is not None:
@@ -113,8 +120,9 @@ class Profile:
         for o in paper.cell_overrides:
             if o not in self.cell_overrides:
                 where = o.task if o.ratio is None else f"{o.task} at ratio {o.ratio:g}"
-                out.append(f"{o.agent} on {where}: not the paper's " + ", ".join(
-                    f"{k} = {v!r}" for k, v in o.values.items()))
+                out.append(
+                    f"{o.agent} on {where}: not the paper's " + ", ".join(f"{k} = {v!r}" for k, v in o.values.items())
+                )
         out.append(SEEDED_EVALUATION)
         return out
 
@@ -146,20 +154,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 # --- validation: every key of a suite or profile file, one line naming the file, the key and what is accepted --
 
+
 def _refuse(path: Path, key: str, value: Any, accepted: str) -> BenchError:
     return BenchError(f"{path}: {key} = {value!r} is not accepted; expected {accepted}")
 
 
-def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> None:
+def _check_keys(
+    path: Path, where: str, table: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...] = ()
+) -> None:
     unknown = sorted(set(table) - set(allowed))
     if unknown:
-        raise BenchError(f"{path}: unknown key(s) {', '.join(unknown)}{f' in [{where}]' if where else ''}; "
-                         f"accepted: {', '.join(allowed)}")
+        raise BenchError(
+            f"{path}: unknown key(s) {', '.join(unknown)}{f' in [{where}]' if where else ''}; "
+            f"accepted: {', '.join(allowed)}"
+        )
     missing = [k for k in required if k not in table]
     if missing:
-        raise BenchError(f"{path}: {f'[{where}] ' if where else ''}lacks {', '.join(missing)}; "
-                         f"required: {', '.join(required)}")
+        raise BenchError(
+            f"{path}: {f'[{where}] ' if where else ''}lacks {', '.join(missing)}; required: {', '.join(required)}"
+        )
 
 
 def _table(path: Path, key: str, value: Any) -> dict[str, Any]:
@@ -232,8 +245,9 @@ def _agent_config_defaults(agent: str) -> list[Any]:
     return out
 
 
-def _check_agent_overrides(path: Path, where: str, agent: str, overrides: dict[str, Any],
-                           task: str | None = None) -> dict[str, Any]:
+def _check_agent_overrides(
+    path: Path, where: str, agent: str, overrides: dict[str, Any], task: str | None = None
+) -> dict[str, Any]:
     """Override keys, types and ranges checked against the agent's config; returns the typed values."""
     from agents.registry import make_config
 
@@ -262,8 +276,12 @@ def _cell_overrides(path: Path, where: str, value: Any) -> tuple[CellOverride, .
 
     key = f"{where}.cell_overrides" if where else "cell_overrides"
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise _refuse(path, key, value, 'an array of tables ([[cell_overrides]] with agent, task, optional ratio, '
-                                        'set = { field = value })')
+        raise _refuse(
+            path,
+            key,
+            value,
+            "an array of tables ([[cell_overrides]] with agent, task, optional ratio, set = { field = value })",
+        )
     out = []
     for i, entry in enumerate(value):
         here = f"{key}[{i}]"
@@ -275,8 +293,12 @@ def _cell_overrides(path: Path, where: str, value: Any) -> tuple[CellOverride, .
         ratio = _ratio(path, f"{here}.ratio", entry["ratio"]) if "ratio" in entry else None
         values = _table(path, f"{here}.set", entry["set"])
         if not values:
-            raise _refuse(path, f"{here}.set", values, "a table of at least one agent config field, "
-                                                       "e.g. set = { lm_source = \"gpt2-medium\" }")
+            raise _refuse(
+                path,
+                f"{here}.set",
+                values,
+                'a table of at least one agent config field, e.g. set = { lm_source = "gpt2-medium" }',
+            )
         changes = _check_agent_overrides(path, here, agent, values, task=task)
         out.append(CellOverride(agent=agent, task=task, ratio=ratio, values=changes))
     return tuple(out)
@@ -308,7 +330,8 @@ def parse_profiles(path: Path) -> dict[str, Profile]:
             where = f"{name}.agents.{agent}"
             overrides[agent] = _check_agent_overrides(path, where, agent, _table(path, where, table))
         out[name] = Profile(
-            name=name, description=_str(path, f"{name}.description", d.get("description", "")),
+            name=name,
+            description=_str(path, f"{name}.description", d.get("description", "")),
             steps=None if steps == "paper" else steps,
             eval_every=_positive_int(path, f"{name}.eval_every", d["eval_every"]),
             eval_episodes=_positive_int(path, f"{name}.eval_episodes", d["eval_episodes"]),
@@ -358,8 +381,11 @@ def load_suite(name_or_path: str) -> Suite:
     for t in tasks:
         _known(path, "tasks", t, get_task)
     seeds = raw["seeds"]
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)
+    ):
         raise _refuse(path, "seeds", seeds, "a non-empty list of integers >= 0, e.g. [0, 1, 2]")
     ratios_spec = raw.get("ratios", "paper")
     per_task = _table(path, "task_ratios", raw.get("task_ratios", {}))
@@ -375,6 +401,13 @@ def load_suite(name_or_path: str) -> Suite:
     default_profile = _str(path, "default_profile", raw.get("default_profile", "paper"))
     if default_profile not in load_profiles():
         raise _refuse(path, "default_profile", default_profile, f"one of {', '.join(load_profiles())}")
-    return Suite(name=name, description=_str(path, "description", raw.get("description", "")), agents=tuple(agents),
-                 tasks=tuple(tasks), seeds=tuple(seeds), ratios=ratios, default_profile=default_profile,
-                 cell_overrides=_cell_overrides(path, "", raw.get("cell_overrides", [])))
+    return Suite(
+        name=name,
+        description=_str(path, "description", raw.get("description", "")),
+        agents=tuple(agents),
+        tasks=tuple(tasks),
+        seeds=tuple(seeds),
+        ratios=ratios,
+        default_profile=default_profile,
+        cell_overrides=_cell_overrides(path, "", raw.get("cell_overrides", [])),
+    )

@@ -7,5 +7,4 @@ behaviour policies), PointMaze umaze / medium (D4RL maze2d: waypoint planner wit
 from bench.data.build.api import build_dataset
 from bench.data.build.config import LocomotionRecipe, MazeRecipe, Phase, ReacherRecipe, SacSettings, with_overrides
 
-__all__ = ["LocomotionRecipe", "MazeRecipe", "Phase", "ReacherRecipe", "SacSettings", "build_dataset",
-           "with_overrides"]
+__all__ = ["LocomotionRecipe", "MazeRecipe", "Phase", "ReacherRecipe", "SacSettings", "build_dataset", "with_overrides"]

@@ -36,8 +36,9 @@ def _generated_source(task: Task) -> DataSource:
     for source in task.sources:
         if source.kind == "generated":
             return source
-    raise BenchError(f"task {task.name} has no generated data source; its sources: "
-                     f"{', '.join(str(s) for s in task.sources)}")
+    raise BenchError(
+        f"task {task.name} has no generated data source; its sources: {', '.join(str(s) for s in task.sources)}"
+    )
 
 
 def _not_built_here(task: Task) -> BenchError:
@@ -46,9 +47,16 @@ def _not_built_here(task: Task) -> BenchError:
     return BenchError(f"`bench data build` has no recipe for {task.name}; get its data from {hints}")
 
 
-def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, progress: bool = True,
-                  workdir: Path | None = None, *, on_checkpoint: Callable[[int], None] | None = None,
-                  **budget_overrides: Any) -> Path:
+def build_dataset(
+    task: Task,
+    seed: int = 0,
+    transitions: int | None = None,
+    progress: bool = True,
+    workdir: Path | None = None,
+    *,
+    on_checkpoint: Callable[[int], None] | None = None,
+    **budget_overrides: Any,
+) -> Path:
     """Build the task's generated dataset and return its Minari dataset folder (the one holding `data/`).
 
     Resumable: training state lives in `workdir` (default `<data root>/build/<domain>-seed<S>/`), shared by
@@ -59,15 +67,24 @@ def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, pro
     source = _generated_source(task)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise BenchError(f"seed {seed!r} is not accepted; use an integer >= 0")
-    if transitions is not None and (isinstance(transitions, bool) or not isinstance(transitions, int)
-                                    or transitions <= 0):
+    if transitions is not None and (
+        isinstance(transitions, bool) or not isinstance(transitions, int) or transitions <= 0
+    ):
         raise BenchError(f"transitions {transitions!r} is not accepted; use a positive integer")
     with _single_thread():
         if task.domain == "reacher2d":
             from bench.data.build.reacher import build_reacher
 
-            return build_reacher(task, source.id, seed, transitions, progress, workdir,
-                                 with_overrides(ReacherRecipe(), budget_overrides), on_checkpoint)
+            return build_reacher(
+                task,
+                source.id,
+                seed,
+                transitions,
+                progress,
+                workdir,
+                with_overrides(ReacherRecipe(), budget_overrides),
+                on_checkpoint,
+            )
         if task.domain in LOCOMOTION:
             from bench.data.build.locomotion import build_locomotion
 
@@ -76,8 +93,9 @@ def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, pro
         if task.domain == "pointmaze":
             from bench.data.build.maze import build_maze
 
-            return build_maze(task, source.id, seed, transitions, progress,
-                              with_overrides(MazeRecipe(), budget_overrides))
+            return build_maze(
+                task, source.id, seed, transitions, progress, with_overrides(MazeRecipe(), budget_overrides)
+            )
         if task.domain == "kitchen":
             from bench.data.build.kitchen import build_kitchen, kitchen_recipe
 
@@ -85,6 +103,14 @@ def build_dataset(task: Task, seed: int = 0, transitions: int | None = None, pro
         if task.env_id.startswith("ALE/"):
             from bench.data.build.atari import build_atari
 
-            return build_atari(task, source.id, seed, transitions, progress,
-                               with_overrides(AtariRecipe(), budget_overrides), workdir, on_checkpoint)
+            return build_atari(
+                task,
+                source.id,
+                seed,
+                transitions,
+                progress,
+                with_overrides(AtariRecipe(), budget_overrides),
+                workdir,
+                on_checkpoint,
+            )
     raise _not_built_here(task)

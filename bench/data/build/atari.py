@@ -94,8 +94,9 @@ def _epsilon(recipe: AtariRecipe, collected: int, total: int) -> float:
     return recipe.epsilon_start + (recipe.epsilon_end - recipe.epsilon_start) * frac
 
 
-def play_episode(task: Task, env: Any, player_type: type[Player], recipe: AtariRecipe, seed: int, index: int,
-                 epsilon: float) -> dict[str, np.ndarray]:
+def play_episode(
+    task: Task, env: Any, player_type: type[Player], recipe: AtariRecipe, seed: int, index: int, epsilon: float
+) -> dict[str, np.ndarray]:
     """One seeded episode: the newest frame of each observation, actions, raw rewards, terminal/timeout."""
     rng = np.random.default_rng([seed, index])
     player = player_type(int(rng.integers(recipe.aim_offset[0], recipe.aim_offset[1] + 1)), recipe.dead_zone)
@@ -114,27 +115,46 @@ def play_episode(task: Task, env: Any, player_type: type[Player], recipe: AtariR
     terminal = np.zeros(n, np.uint8)
     terminal[-1] = 1  # game over, or the time limit: DQN-replay marks only game over, so a cut episode
     return {  # also ends with a terminal; the card counts them (none are cut at Pong's 27K-step limit)
-        "observation": np.stack(frames).astype(np.uint8), "action": np.asarray(actions, np.int32),
-        "reward": np.asarray(rewards, np.float32), "terminal": terminal,
+        "observation": np.stack(frames).astype(np.uint8),
+        "action": np.asarray(actions, np.int32),
+        "reward": np.asarray(rewards, np.float32),
+        "terminal": terminal,
         "truncated": np.asarray([truncated]),
     }
 
 
-def build_atari(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
-                recipe: AtariRecipe, workdir: Path | None = None,
-                on_checkpoint: Callable[[int], None] | None = None) -> Path:
+def build_atari(
+    task: Task,
+    dataset_id: str,
+    seed: int,
+    transitions: int | None,
+    progress: bool,
+    recipe: AtariRecipe,
+    workdir: Path | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> Path:
     player_type = PLAYERS.get(task.domain)
     if player_type is None:
-        raise BenchError(f"`bench data build` has no scripted player for {task.name}; scripted players exist for "
-                         f"{', '.join(f'{g}-medium' for g in PLAYERS)}. Put DQN-replay files under "
-                         f"{data_root() / 'dqn_replay'} instead (see bench.data.dqn_replay)")
+        raise BenchError(
+            f"`bench data build` has no scripted player for {task.name}; scripted players exist for "
+            f"{', '.join(f'{g}-medium' for g in PLAYERS)}. Put DQN-replay files under "
+            f"{data_root() / 'dqn_replay'} instead (see bench.data.dqn_replay)"
+        )
     total = transitions or recipe.transitions
     work = workdir or data_root() / "build" / f"{task.domain}-seed{seed}"
     stage = work / "replay"
     state_file = work / "state.json"
     started = time.perf_counter()
-    state: dict[str, Any] = {"recipe": asdict(recipe), "total": total, "seed": seed, "episodes": 0,
-                             "collected": 0, "checkpoints": 0, "truncated": 0, "wall_s": 0.0}
+    state: dict[str, Any] = {
+        "recipe": asdict(recipe),
+        "total": total,
+        "seed": seed,
+        "episodes": 0,
+        "collected": 0,
+        "checkpoints": 0,
+        "truncated": 0,
+        "wall_s": 0.0,
+    }
     if state_file.is_file():
         previous = read_json(state_file)
         same = ("recipe", "total", "seed")
@@ -158,9 +178,11 @@ def build_atari(task: Task, dataset_id: str, seed: int, transitions: int | None,
                 episode = play_episode(task, env, player_type, recipe, seed, state["episodes"] + len(chunk), eps)
                 chunk.append(episode)
                 size += len(episode["reward"])
-            write_checkpoint(stage, state["checkpoints"],
-                             {k: np.concatenate([e[k] for e in chunk]) for k in ("observation", "action",
-                                                                                   "reward", "terminal")})
+            write_checkpoint(
+                stage,
+                state["checkpoints"],
+                {k: np.concatenate([e[k] for e in chunk]) for k in ("observation", "action", "reward", "terminal")},
+            )
             state["episodes"] += len(chunk)
             state["collected"] += size
             state["checkpoints"] += 1
@@ -169,8 +191,11 @@ def build_atari(task: Task, dataset_id: str, seed: int, transitions: int | None,
             session = time.perf_counter()
             write_json(state_file, state)
             if progress:
-                print(f"{task.name}: {state['collected']:,}/{total:,} transitions, {state['episodes']} episodes, "
-                      f"epsilon {eps:.3f}", flush=True)
+                print(
+                    f"{task.name}: {state['collected']:,}/{total:,} transitions, {state['episodes']} episodes, "
+                    f"epsilon {eps:.3f}",
+                    flush=True,
+                )
             if on_checkpoint is not None:
                 on_checkpoint(state["checkpoints"])
     finally:
@@ -178,8 +203,9 @@ def build_atari(task: Task, dataset_id: str, seed: int, transitions: int | None,
     return _publish(task, dataset_id, stage, state, recipe, started)
 
 
-def _publish(task: Task, dataset_id: str, stage: Path, state: dict[str, Any], recipe: AtariRecipe,
-             started: float) -> Path:
+def _publish(
+    task: Task, dataset_id: str, stage: Path, state: dict[str, Any], recipe: AtariRecipe, started: float
+) -> Path:
     from bench.data.build.writer import versions
     from bench.data.info import dataset_summary
 
@@ -191,32 +217,44 @@ def _publish(task: Task, dataset_id: str, stage: Path, state: dict[str, Any], re
     for files in checkpoint_files(stage).values():
         for f in files.values():
             shutil.copyfile(f, staged / "replay_logs" / f.name)
-    loaded = load_dqn_replay(staged, name=task.name, transitions=None, keep_first_episode=True,
-                             cache_root=staged / ".cache")
+    loaded = load_dqn_replay(
+        staged, name=task.name, transitions=None, keep_first_episode=True, cache_root=staged / ".cache"
+    )
     summary = dataset_summary(task, loaded)
     doc = {
-        "dataset_id": dataset_id, "task": task.name, "env_id": task.env_id,
+        "dataset_id": dataset_id,
+        "task": task.name,
+        "env_id": task.env_id,
         "description": f"{task.name}: scripted medium-quality player on {task.env_id}, DQN-replay file format",
         "recipe": "scripted RAM-reading paddle controller + epsilon-random actions (epsilon falls over the build)",
         "seed": state["seed"],
-        "behaviour_policy": {"algorithm": f"{PLAYERS[task.domain].__name__} (no learning)",
-                             "hyperparameters": asdict(recipe), "training_steps": 0},
+        "behaviour_policy": {
+            "algorithm": f"{PLAYERS[task.domain].__name__} (no learning)",
+            "hyperparameters": asdict(recipe),
+            "training_steps": 0,
+        },
         "format": "DQN-replay (Dopamine) gzipped .npy checkpoints in replay_logs/; single 84x84 frames, "
-                  f"stacked {FRAME_STACK} when read; raw (unclipped) rewards",
+        f"stacked {FRAME_STACK} when read; raw (unclipped) rewards",
         "environment": "bench.envs.atari.make_atari_env: AtariPreprocessing (noop_max 30, frame skip 4, "
-                       "84x84 grayscale), no sticky actions, no terminal on life loss",
+        "84x84 grayscale), no sticky actions, no terminal on life loss",
         "episodes_cut_by_time_limit": state["truncated"],
-        "collection": {"env_steps": state["collected"], "wall_s": round(float(state["wall_s"]), 3),
-                       "env_steps_per_s": round(state["collected"] / max(1e-9, float(state["wall_s"])), 1)},
+        "collection": {
+            "env_steps": state["collected"],
+            "wall_s": round(float(state["wall_s"]), 3),
+            "env_steps_per_s": round(state["collected"] / max(1e-9, float(state["wall_s"])), 1),
+        },
         "build_wall_time_s": round(time.perf_counter() - started, 3),
-        "episodes": summary["episodes"], "transitions": summary["transitions"],
-        "observation_shape": summary["observation_shape"], "episode_length": summary["episode_length"],
-        "return": summary["return"], "normalized_return": summary["normalized_return"],
-        "content_hash": summary["content_hash"], "versions": versions(),
+        "episodes": summary["episodes"],
+        "transitions": summary["transitions"],
+        "observation_shape": summary["observation_shape"],
+        "episode_length": summary["episode_length"],
+        "return": summary["return"],
+        "normalized_return": summary["normalized_return"],
+        "content_hash": summary["content_hash"],
+        "versions": versions(),
     }
     del loaded
     shutil.rmtree(staged / ".cache", ignore_errors=True)
     write_json(staged / CARD_FILE, doc)
     replace_dir(staged, final)
     return final
-

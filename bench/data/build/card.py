@@ -16,17 +16,23 @@ from bench.data.build.rollout import RolloutStats
 from bench.data.build.sac_trainer import SacTrainer, Selected
 
 
-def sac_policy_card(settings: SacSettings, selected: Selected, phase: Phase, trainer: SacTrainer,
-                    training_reward: str, evaluation: str) -> dict[str, Any]:
+def sac_policy_card(
+    settings: SacSettings, selected: Selected, phase: Phase, trainer: SacTrainer, training_reward: str, evaluation: str
+) -> dict[str, Any]:
     return {
         "algorithm": f"SAC (d3rlpy {metadata.version('d3rlpy')}), trained online from scratch",
         "hyperparameters": asdict(settings),
         "training_steps": selected.step,
         "training_reward": training_reward,
         "selection": {
-            "phase": phase.name, "band_normalized": list(phase.band), "target_normalized": phase.target,
-            "stop_within": phase.tolerance, "max_steps": phase.max_steps, "evaluation": evaluation,
-            "selected_step": selected.step, "selected_return": selected.raw,
+            "phase": phase.name,
+            "band_normalized": list(phase.band),
+            "target_normalized": phase.target,
+            "stop_within": phase.tolerance,
+            "max_steps": phase.max_steps,
+            "evaluation": evaluation,
+            "selected_step": selected.step,
+            "selected_return": selected.raw,
             "selected_normalized": selected.normalized,
         },
     }
@@ -34,8 +40,12 @@ def sac_policy_card(settings: SacSettings, selected: Selected, phase: Phase, tra
 
 def collection_card(stats: RolloutStats, n_envs: int, actions: str, seeds: str) -> dict[str, Any]:
     return {
-        "actions": actions, "episode_seeds": seeds, "parallel_envs": n_envs, "env_steps": stats.env_steps,
-        "wall_s": round(stats.wall_s, 3), "env_steps_per_s": round(stats.steps_per_s, 1),
+        "actions": actions,
+        "episode_seeds": seeds,
+        "parallel_envs": n_envs,
+        "env_steps": stats.env_steps,
+        "wall_s": round(stats.wall_s, 3),
+        "env_steps_per_s": round(stats.steps_per_s, 1),
     }
 
 

@@ -124,15 +124,17 @@ def medium_phase(domain: str) -> Phase:
     """The medium band of one environment: centred on D4RL v2's medium mean, so each env's data matches its own."""
     ref = D4RL_V2[domain]
     centre = round(ref.medium_normalized)
-    return Phase("medium", (centre - MEDIUM_HALF_WIDTH, centre + MEDIUM_HALF_WIDTH), float(centre),
-                 MEDIUM_TOLERANCE, 1_000_000)
+    return Phase(
+        "medium", (centre - MEDIUM_HALF_WIDTH, centre + MEDIUM_HALF_WIDTH), float(centre), MEDIUM_TOLERANCE, 1_000_000
+    )
 
 
 def expert_phase(domain: str) -> Phase:
     """The expert band of one environment: aimed at D4RL's expert-v2 mean."""
     ref = D4RL_V2[domain]
-    return Phase("expert", (ref.expert_normalized - EXPERT_BELOW, 1_000.0), ref.expert_normalized,
-                 EXPERT_TOLERANCE, 1_500_000)
+    return Phase(
+        "expert", (ref.expert_normalized - EXPERT_BELOW, 1_000.0), ref.expert_normalized, EXPERT_TOLERANCE, 1_500_000
+    )
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,7 @@ def with_overrides(recipe: RecipeT, overrides: dict[str, Any]) -> RecipeT:
     """
     top: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
-    nested_names = {f.name for f in dataclasses.fields(recipe)
-                    if dataclasses.is_dataclass(getattr(recipe, f.name))}
+    nested_names = {f.name for f in dataclasses.fields(recipe) if dataclasses.is_dataclass(getattr(recipe, f.name))}
     accepted = []
     for f in dataclasses.fields(recipe):
         if f.name in nested_names:
@@ -230,7 +231,7 @@ def with_overrides(recipe: RecipeT, overrides: dict[str, Any]) -> RecipeT:
             top[key] = _coerce(type(recipe), key, key, value)
         elif key in accepted and prefix is not None:
             sub = getattr(recipe, prefix)
-            inner = key[len(prefix) + 1:]
+            inner = key[len(prefix) + 1 :]
             nested.setdefault(prefix, {})[inner] = _coerce(type(sub), inner, key, value)
         else:
             raise BenchError(

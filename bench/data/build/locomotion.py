@@ -59,29 +59,44 @@ def replay_episodes(trainer: SacTrainer, upto_step: int) -> list[RawEpisode]:
     start = 0
     for i, stop in enumerate(ends):
         terms = data["terminals"][start:stop].astype(bool)
-        episodes.append(RawEpisode(
-            index=i, seed=None,
-            observations=np.concatenate([data["observations"][start:stop], data["next_observations"][stop - 1:stop]]),
-            actions=data["actions"][start:stop], rewards=data["rewards"][start:stop], terminations=terms,
-            truncations=~terms & data["ends"][start:stop],
-        ))
+        episodes.append(
+            RawEpisode(
+                index=i,
+                seed=None,
+                observations=np.concatenate(
+                    [data["observations"][start:stop], data["next_observations"][stop - 1 : stop]]
+                ),
+                actions=data["actions"][start:stop],
+                rewards=data["rewards"][start:stop],
+                terminations=terms,
+                truncations=~terms & data["ends"][start:stop],
+            )
+        )
         start = int(stop)
     return episodes
 
 
-def d4rl_reference_card(task: Task, recipe: LocomotionRecipe, policies: dict[str, Selected], n_episodes: int,
-                        n_transitions: int) -> dict[str, Any]:
+def d4rl_reference_card(
+    task: Task, recipe: LocomotionRecipe, policies: dict[str, Selected], n_episodes: int, n_transitions: int
+) -> dict[str, Any]:
     """This dataset's headline figures next to D4RL v2's, and what still differs from D4RL's recipe."""
     ref = D4RL_V2[task.domain]
     doc: dict[str, Any] = {
-        "d4rl_v2": {"medium_return_mean": ref.medium_raw, "medium_normalized_mean": ref.medium_normalized,
-                    "expert_normalized_mean": ref.expert_normalized,
-                    "medium_replay_transitions": ref.medium_replay_transitions,
-                    "medium_transitions": 1_000_000, "expert_transitions": 1_000_000},
-        "this_dataset": {"episodes": n_episodes, "transitions": n_transitions,
-                         **{f"{name}_policy_normalized": round(sel.normalized, 2) for name, sel in policies.items()},
-                         "medium_band_normalized": list(recipe.medium.band),
-                         "expert_target_normalized": recipe.expert.target},
+        "d4rl_v2": {
+            "medium_return_mean": ref.medium_raw,
+            "medium_normalized_mean": ref.medium_normalized,
+            "expert_normalized_mean": ref.expert_normalized,
+            "medium_replay_transitions": ref.medium_replay_transitions,
+            "medium_transitions": 1_000_000,
+            "expert_transitions": 1_000_000,
+        },
+        "this_dataset": {
+            "episodes": n_episodes,
+            "transitions": n_transitions,
+            **{f"{name}_policy_normalized": round(sel.normalized, 2) for name, sel in policies.items()},
+            "medium_band_normalized": list(recipe.medium.band),
+            "expert_target_normalized": recipe.expert.target,
+        },
         "differences_from_d4rl": [
             f"environment {task.env_id} (gymnasium, mujoco package) instead of D4RL's mujoco-py -v2 one",
             "SAC from d3rlpy instead of rlkit",
@@ -93,9 +108,16 @@ def d4rl_reference_card(task: Task, recipe: LocomotionRecipe, policies: dict[str
     return doc
 
 
-def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
-                     workdir: Path | None, recipe: LocomotionRecipe,
-                     on_checkpoint: Callable[[int], None] | None = None) -> Path:
+def build_locomotion(
+    task: Task,
+    dataset_id: str,
+    seed: int,
+    transitions: int | None,
+    progress: bool,
+    workdir: Path | None,
+    recipe: LocomotionRecipe,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> Path:
     if task.dataset not in DATASETS:
         raise BenchError(f"no recipe for dataset {task.dataset!r} of {task.domain}; accepted: {', '.join(DATASETS)}")
     started = time.perf_counter()
@@ -105,23 +127,36 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
 
     def evaluator(stream: int, episodes: int) -> Callable[[GaussianActor], Evaluation]:
         def evaluate(actor: GaussianActor) -> Evaluation:
-            eps, _ = run_episodes(lambda: make_env(task), actor.sample, act_dim,
-                                  seeds=lambda j: derived_seed(seed, stream, j), n_envs=min(episodes, 50),
-                                  episodes=episodes)
+            eps, _ = run_episodes(
+                lambda: make_env(task),
+                actor.sample,
+                act_dim,
+                seeds=lambda j: derived_seed(seed, stream, j),
+                n_envs=min(episodes, 50),
+                episodes=episodes,
+            )
             raw = float(np.mean([e.episode_return for e in eps]))
             return Evaluation(raw, task.normalize(raw))
 
         return evaluate
 
     trainer = SacTrainer(
-        WorkDir(workdir or default_workdir(task, seed)), recipe.sac, lambda: make_env(task),
-        evaluator(EVAL_STREAM, recipe.eval_episodes), recipe.eval_every, seed,
+        WorkDir(workdir or default_workdir(task, seed)),
+        recipe.sac,
+        lambda: make_env(task),
+        evaluator(EVAL_STREAM, recipe.eval_episodes),
+        recipe.eval_every,
+        seed,
         # The bands decide which checkpoint is selected, so a resumed build must have the same ones
         # (max_steps may be raised to continue a run that did not reach its band).
-        identity={"recipe": f"d4rl-{task.domain}", "eval_episodes": recipe.eval_episodes,
-                  "confirm_episodes": recipe.confirm_episodes,
-                  "bands": {p.name: [list(p.band), p.target, p.tolerance] for p in (recipe.medium, recipe.expert)}},
-        progress=progress, on_checkpoint=on_checkpoint,
+        identity={
+            "recipe": f"d4rl-{task.domain}",
+            "eval_episodes": recipe.eval_episodes,
+            "confirm_episodes": recipe.confirm_episodes,
+            "bands": {p.name: [list(p.band), p.target, p.tolerance] for p in (recipe.medium, recipe.expert)},
+        },
+        progress=progress,
+        on_checkpoint=on_checkpoint,
         confirm=evaluator(CONFIRM_STREAM, recipe.confirm_episodes) if recipe.confirm_episodes > 0 else None,
     )
     medium = trainer.run_phase(recipe.medium)
@@ -130,9 +165,16 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
     def collect(sel: Selected, offset: int, label: str) -> tuple[list[RawEpisode], RolloutStats]:
         algo = create_sac(recipe.sac, trainer.obs_dim, trainer.act_dim, seed)
         load_policy(algo, sel.policy_path)
-        eps, stats = run_episodes(lambda: make_env(task), GaussianActor(algo).sample, act_dim,
-                                  seeds=lambda i: seed + offset + i, n_envs=recipe.n_envs, min_transitions=n,
-                                  progress=progress, desc=f"collect {label}")
+        eps, stats = run_episodes(
+            lambda: make_env(task),
+            GaussianActor(algo).sample,
+            act_dim,
+            seeds=lambda i: seed + offset + i,
+            n_envs=recipe.n_envs,
+            min_transitions=n,
+            progress=progress,
+            desc=f"collect {label}",
+        )
         return take_transitions(eps, n), stats
 
     policies: dict[str, Any] = {}
@@ -143,8 +185,10 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
         episodes = replay_episodes(trainer, medium.step)
         if transitions is not None:
             episodes = take_transitions(episodes, transitions)
-        collection = {"source": f"replay buffer of training steps 1..{medium.step} (random actions for the first "
-                                f"{recipe.sac.random_steps}), episodes cut at every checkpoint are timeouts"}
+        collection = {
+            "source": f"replay buffer of training steps 1..{medium.step} (random actions for the first "
+            f"{recipe.sac.random_steps}), episodes cut at every checkpoint are timeouts"
+        }
         policies["medium"] = medium
     else:
         episodes, stats = collect(medium, 0, "medium")
@@ -154,12 +198,15 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
             expert = trainer.run_phase(recipe.expert)
             expert_eps, expert_stats = collect(expert, EXPERT_SEED_OFFSET, "expert")
             episodes = episodes + expert_eps
-            collection["expert"] = collection_card(expert_stats, recipe.n_envs, sampled,
-                                                   f"episode i is reset with seed + {EXPERT_SEED_OFFSET} + i")
+            collection["expert"] = collection_card(
+                expert_stats, recipe.n_envs, sampled, f"episode i is reset with seed + {EXPERT_SEED_OFFSET} + i"
+            )
             policies["expert"] = expert
-    evaluation = (f"{recipe.eval_episodes} episodes of the stochastic policy every {recipe.eval_every} steps; "
-                  f"a score inside the band is re-measured on {recipe.confirm_episodes} episodes and that decides "
-                  "(evaluation seeds apart from the dataset's)")
+    evaluation = (
+        f"{recipe.eval_episodes} episodes of the stochastic policy every {recipe.eval_every} steps; "
+        f"a score inside the band is re-measured on {recipe.confirm_episodes} episodes and that decides "
+        "(evaluation seeds apart from the dataset's)"
+    )
     phases = {"medium": recipe.medium, "expert": recipe.expert}
 
     def card(_: TrajectoryDataset) -> dict[str, Any]:
@@ -172,13 +219,16 @@ def build_locomotion(task: Task, dataset_id: str, seed: int, transitions: int | 
             },
             "learning_curve": trainer.curve,
             "collection": collection,
-            "reference": d4rl_reference_card(task, recipe, policies, len(episodes),
-                                             sum(len(e) for e in episodes)),
+            "reference": d4rl_reference_card(task, recipe, policies, len(episodes), sum(len(e) for e in episodes)),
             **timing_card(started, trainer),
         }
 
     return write_dataset(
-        task, dataset_id, episodes, env_spec(task), card,
+        task,
+        dataset_id,
+        episodes,
+        env_spec(task),
+        card,
         description=f"{task.name}: D4RL-style {task.dataset} data generated on {task.env_id}; see card.json",
         algorithm_name="SAC (d3rlpy)",
     )

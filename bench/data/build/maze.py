@@ -26,6 +26,7 @@ says the target is reached (within 0.45) rather than when D4RL's controller is w
 at episode boundaries; the reward is labelled on the observation after each step (what evaluation pays),
 where D4RL's relabelling uses the observation before it; gymnasium-robotics's point model, not mujoco-py's.
 """
+
 from __future__ import annotations
 
 import time
@@ -104,8 +105,9 @@ def _make_stream_env(task: Task) -> gym.Env[Any, Any]:
     return env.env if isinstance(env, gym.wrappers.TimeLimit) else env
 
 
-def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
-                   progress: bool) -> tuple[list[RawEpisode], RolloutStats]:
+def collect_stream(
+    task: Task, recipe: MazeRecipe, seed: int, transitions: int, progress: bool
+) -> tuple[list[RawEpisode], RolloutStats]:
     env = _make_stream_env(task)
     controller = MazeController(env, recipe, np.random.default_rng([seed, 11]))
     obs_dict, _ = env.reset(seed=seed)
@@ -116,8 +118,7 @@ def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
     length = task.max_episode_steps
     episodes: list[RawEpisode] = []
     started = time.perf_counter()
-    bar = tqdm(total=transitions, desc=f"collect {task.name}", unit="step", disable=not progress,
-               mininterval=2.0)
+    bar = tqdm(total=transitions, desc=f"collect {task.name}", unit="step", disable=not progress, mininterval=2.0)
     try:
         while sum(len(e) for e in episodes) < transitions:
             n = min(length, transitions - sum(len(e) for e in episodes))
@@ -137,9 +138,17 @@ def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
             flat = obs[n]
             truncs = np.zeros(n, bool)
             truncs[-1] = True
-            episodes.append(RawEpisode(index=len(episodes), seed=seed if not episodes else None, observations=obs,
-                                       actions=acts, rewards=rews, terminations=np.zeros(n, bool),
-                                       truncations=truncs))
+            episodes.append(
+                RawEpisode(
+                    index=len(episodes),
+                    seed=seed if not episodes else None,
+                    observations=obs,
+                    actions=acts,
+                    rewards=rews,
+                    terminations=np.zeros(n, bool),
+                    truncations=truncs,
+                )
+            )
             bar.update(n)
     finally:
         bar.close()
@@ -147,8 +156,9 @@ def collect_stream(task: Task, recipe: MazeRecipe, seed: int, transitions: int,
     return episodes, RolloutStats(len(episodes), transitions, time.perf_counter() - started)
 
 
-def build_maze(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
-               recipe: MazeRecipe) -> Path:
+def build_maze(
+    task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool, recipe: MazeRecipe
+) -> Path:
     started = time.perf_counter()
     n = transitions or recipe.transitions_for(task.env_id)
     episodes, stats = collect_stream(task, recipe, seed, n, progress)
@@ -159,21 +169,36 @@ def build_maze(task: Task, dataset_id: str, seed: int, transitions: int | None, 
             "seed": seed,
             "behaviour_policy": {
                 "algorithm": "waypoint planner (BFS over free cells) with a PD controller, no learning",
-                "hyperparameters": {"kp": recipe.kp, "kd": recipe.kd, "action_noise_std": recipe.action_noise,
-                                    "goal_radius": recipe.goal_radius},
+                "hyperparameters": {
+                    "kp": recipe.kp,
+                    "kd": recipe.kd,
+                    "action_noise_std": recipe.action_noise,
+                    "goal_radius": recipe.goal_radius,
+                },
                 "training_steps": 0,
             },
-            "observation": ("flat [x, y, vx, vy, goal_x, goal_y]: the env's observation and the fixed D4RL "
-                            "evaluation goal (D4RL's observation has no goal)"),
-            "rewards": (f"relabelled as D4RL's relabel_maze2d_rewards.py: 1 within {D4RL_SUCCESS_RADIUS} of the "
-                        f"D4RL goal cell {list(D4RL_GOAL_CELL[task.env_id])} (row, col)"),
+            "observation": (
+                "flat [x, y, vx, vy, goal_x, goal_y]: the env's observation and the fixed D4RL "
+                "evaluation goal (D4RL's observation has no goal)"
+            ),
+            "rewards": (
+                f"relabelled as D4RL's relabel_maze2d_rewards.py: 1 within {D4RL_SUCCESS_RADIUS} of the "
+                f"D4RL goal cell {list(D4RL_GOAL_CELL[task.env_id])} (row, col)"
+            ),
             "reference": {
-                "d4rl": {"dataset": D4RL_MAZE[task.env_id][0], "transitions": D4RL_MAZE[task.env_id][1],
-                         "episode_steps": task.max_episode_steps, "action_noise_std": 0.5,
-                         "success_radius": D4RL_SUCCESS_RADIUS, "reference_scores": [task.random_score,
-                                                                                      task.expert_score]},
-                "this_dataset": {"transitions": n, "episode_steps": task.max_episode_steps,
-                                 "action_noise_std": recipe.action_noise},
+                "d4rl": {
+                    "dataset": D4RL_MAZE[task.env_id][0],
+                    "transitions": D4RL_MAZE[task.env_id][1],
+                    "episode_steps": task.max_episode_steps,
+                    "action_noise_std": 0.5,
+                    "success_radius": D4RL_SUCCESS_RADIUS,
+                    "reference_scores": [task.random_score, task.expert_score],
+                },
+                "this_dataset": {
+                    "transitions": n,
+                    "episode_steps": task.max_episode_steps,
+                    "action_noise_std": recipe.action_noise,
+                },
                 "differences_from_d4rl": [
                     "targets switch when gymnasium-robotics's goal is reached (0.45) instead of when D4RL's "
                     "controller is within 0.1 and slow, and not at episode boundaries",
@@ -185,15 +210,22 @@ def build_maze(task: Task, dataset_id: str, seed: int, transitions: int | None, 
             "collection": {
                 "env": f"{task.env_id}(continuing_task=True, reset_target=True), one stream reset once with seed",
                 "episodes": f"consecutive windows of {task.max_episode_steps} steps, each ending with a timeout",
-                "env_steps": stats.env_steps, "wall_s": round(stats.wall_s, 3),
+                "env_steps": stats.env_steps,
+                "wall_s": round(stats.wall_s, 3),
                 "env_steps_per_s": round(stats.steps_per_s, 1),
             },
             "build_wall_time_s": round(time.perf_counter() - started, 3),
         }
 
     return write_dataset(
-        task, dataset_id, episodes, env_spec(task), card,
-        description=(f"{task.name}: D4RL maze2d-style data on {task.env_id}; flat 6-dim observations "
-                     "[observation, desired_goal]; see card.json"),
+        task,
+        dataset_id,
+        episodes,
+        env_spec(task),
+        card,
+        description=(
+            f"{task.name}: D4RL maze2d-style data on {task.env_id}; flat 6-dim observations "
+            "[observation, desired_goal]; see card.json"
+        ),
         algorithm_name="BFS waypoint planner + PD controller + Gaussian noise",
     )

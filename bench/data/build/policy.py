@@ -26,10 +26,15 @@ def create_sac(settings: SacSettings, obs_dim: int, act_dim: int, seed: int) -> 
     torch.manual_seed(seed)
     encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=list(settings.hidden_units))
     algo = d3rlpy.algos.SACConfig(
-        batch_size=settings.batch_size, gamma=settings.gamma, tau=settings.tau,
-        actor_learning_rate=settings.actor_learning_rate, critic_learning_rate=settings.critic_learning_rate,
-        temp_learning_rate=settings.temp_learning_rate, initial_temperature=settings.initial_temperature,
-        actor_encoder_factory=encoder, critic_encoder_factory=encoder,
+        batch_size=settings.batch_size,
+        gamma=settings.gamma,
+        tau=settings.tau,
+        actor_learning_rate=settings.actor_learning_rate,
+        critic_learning_rate=settings.critic_learning_rate,
+        temp_learning_rate=settings.temp_learning_rate,
+        initial_temperature=settings.initial_temperature,
+        actor_encoder_factory=encoder,
+        critic_encoder_factory=encoder,
     ).create(device="cpu:0")
     algo.create_impl((obs_dim,), act_dim)
     return algo

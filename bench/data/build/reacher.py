@@ -81,8 +81,9 @@ class Selection:
         return float(np.mean([e.episode_return for e in self.kept])) if self.kept else 0.0
 
 
-def select_episodes(run: Callable[[int, int], tuple[list[RawEpisode], RolloutStats]], need: int,
-                    recipe: ReacherRecipe) -> Selection:
+def select_episodes(
+    run: Callable[[int, int], tuple[list[RawEpisode], RolloutStats]], need: int, recipe: ReacherRecipe
+) -> Selection:
     """Draw episodes in batches (`run(first_index, n)`) and keep those above `keep_above`, in index order.
 
     The episodes after the `need`-th kept one are not counted as attempted, so the result does not depend
@@ -110,17 +111,29 @@ def select_episodes(run: Callable[[int, int], tuple[list[RawEpisode], RolloutSta
     return Selection(kept, attempted, RolloutStats(attempted, steps, wall), True)
 
 
-def build_reacher(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
-                  workdir: Path | None, recipe: ReacherRecipe,
-                  on_checkpoint: Callable[[int], None] | None = None) -> Path:
+def build_reacher(
+    task: Task,
+    dataset_id: str,
+    seed: int,
+    transitions: int | None,
+    progress: bool,
+    workdir: Path | None,
+    recipe: ReacherRecipe,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> Path:
     started = time.perf_counter()
     n_episodes = recipe.episodes if transitions is None else math.ceil(transitions / task.max_episode_steps)
 
     def collect(actor: GaussianActor, need: int, show: bool) -> Selection:
         def run(first: int, n: int) -> tuple[list[RawEpisode], RolloutStats]:
             return run_episodes(
-                lambda: make_env(task), lambda o, e: actor.noisy_mean(o, e, recipe.action_noise), act_dim=2,
-                seeds=lambda i: seed + first + i, n_envs=min(recipe.n_envs, n), episodes=n, progress=show,
+                lambda: make_env(task),
+                lambda o, e: actor.noisy_mean(o, e, recipe.action_noise),
+                act_dim=2,
+                seeds=lambda i: seed + first + i,
+                n_envs=min(recipe.n_envs, n),
+                episodes=n,
+                progress=show,
                 desc="collect reacher2d",
             )
 
@@ -131,18 +144,38 @@ def build_reacher(task: Task, dataset_id: str, seed: int, transitions: int | Non
         # An ineligible policy scores 0: kept episodes always return more than `keep_above` (20), so 0 is
         # never confused with a real score and lies outside the selection band.
         raw = sel.kept_mean if sel.complete else 0.0
-        return Evaluation(raw, task.normalize(raw), {
-            "kept": len(sel.kept), "attempted": sel.attempted, "kept_return_mean": round(sel.kept_mean, 4),
-            "eligible": float(sel.complete)})
+        return Evaluation(
+            raw,
+            task.normalize(raw),
+            {
+                "kept": len(sel.kept),
+                "attempted": sel.attempted,
+                "kept_return_mean": round(sel.kept_mean, 4),
+                "eligible": float(sel.complete),
+            },
+        )
 
     trainer = SacTrainer(
-        WorkDir(workdir or default_workdir(task, seed)), recipe.sac, lambda: make_env(task), evaluate,
-        recipe.eval_every, seed,
-        identity={"recipe": "reacher2d", "episodes": recipe.episodes, "action_noise": recipe.action_noise,
-                  "keep_above": recipe.keep_above, "min_acceptance": recipe.min_acceptance,
-                  "max_attempts": recipe.max_attempts, "n_envs": recipe.n_envs,
-                  "shaped_reward": recipe.shaped_reward, "env_model_sha256": MODEL_HASH},
-        train_reward=shaped_reward, progress=progress, on_checkpoint=on_checkpoint,
+        WorkDir(workdir or default_workdir(task, seed)),
+        recipe.sac,
+        lambda: make_env(task),
+        evaluate,
+        recipe.eval_every,
+        seed,
+        identity={
+            "recipe": "reacher2d",
+            "episodes": recipe.episodes,
+            "action_noise": recipe.action_noise,
+            "keep_above": recipe.keep_above,
+            "min_acceptance": recipe.min_acceptance,
+            "max_attempts": recipe.max_attempts,
+            "n_envs": recipe.n_envs,
+            "shaped_reward": recipe.shaped_reward,
+            "env_model_sha256": MODEL_HASH,
+        },
+        train_reward=shaped_reward,
+        progress=progress,
+        on_checkpoint=on_checkpoint,
     )
     selected = trainer.run_phase(recipe.medium)
     algo = create_sac(recipe.sac, trainer.obs_dim, trainer.act_dim, seed)
@@ -159,51 +192,69 @@ def build_reacher(task: Task, dataset_id: str, seed: int, transitions: int | Non
     def card(_: TrajectoryDataset) -> dict[str, Any]:
         returns = np.array([e.episode_return for e in sel.kept])
         return {
-            "recipe": ("LaMo official Reacher2d medium (srzer/LaMo-2023 3e4fcc8, data/data_generation_PPO/test.py): "
-                       f"rollouts with action noise std {recipe.action_noise:g}, only episodes with return > "
-                       f"{recipe.keep_above:g} kept, until {n_episodes} are kept"),
+            "recipe": (
+                "LaMo official Reacher2d medium (srzer/LaMo-2023 3e4fcc8, data/data_generation_PPO/test.py): "
+                f"rollouts with action noise std {recipe.action_noise:g}, only episodes with return > "
+                f"{recipe.keep_above:g} kept, until {n_episodes} are kept"
+            ),
             "seed": seed,
             "selection_rule": {
-                "keep_above": recipe.keep_above, "kept": len(sel.kept), "attempted": sel.attempted,
-                "rejected": sel.rejected, "rejection_rate": round(sel.rejected / sel.attempted, 4),
+                "keep_above": recipe.keep_above,
+                "kept": len(sel.kept),
+                "attempted": sel.attempted,
+                "rejected": sel.rejected,
+                "rejection_rate": round(sel.rejected / sel.attempted, 4),
                 "kept_return_mean": round(float(returns.mean()), 4),
-                "kept_return_min": float(returns.min()), "kept_return_max": float(returns.max()),
+                "kept_return_min": float(returns.min()),
+                "kept_return_max": float(returns.max()),
                 # test.py prints sum(kept) / 50; the paper's 36.0 is that figure.
                 "official_printed_average": round(float(returns.sum()) / (recipe.episodes + 1), 4),
             },
             "reference": {
                 "paper": "average normalized score 36.0 over 50 episodes (LaMo paper, Appendix C)",
-                "official_script": ("49 episodes with return > 20 (loop `ep` from 1 while < 50); printed "
-                                    "average = sum of kept returns / 50"),
+                "official_script": (
+                    "49 episodes with return > 20 (loop `ep` from 1 while < 50); printed "
+                    "average = sum of kept returns / 50"
+                ),
             },
             "differences_from_official": [
                 "behaviour policy: SAC trained on the shaped reward -||fingertip - target|| instead of PPO on "
                 "the sparse reward (the dataset records the sparse reward)",
                 "actions tanh(mean) + N(0, 0.1) clipped to [-1, 1]; PPO samples N(mean, 0.1^2) around a tanh "
                 "mean and the env clips",
-                (f"the medium checkpoint is the first eligible one whose kept episodes average within "
-                 f"{recipe.medium.target:g} +- {recipe.medium.tolerance:g} (else the closest in "
-                 f"[{recipe.medium.band[0]:g}, {recipe.medium.band[1]:g}]); here they average "
-                 f"{float(returns.mean()):.1f}, not the paper's 36: on this run a policy keeping at least "
-                 f"{recipe.min_acceptance:g} of its episodes averaged no closer to 36 (learning_curve); the "
-                 "official code keeps no record of which checkpoint made its data"),
-                (f"a policy keeping fewer than {recipe.min_acceptance:g} of a batch of {recipe.n_envs} episodes "
-                 "is not eligible (the official script has no such floor)"),
+                (
+                    f"the medium checkpoint is the first eligible one whose kept episodes average within "
+                    f"{recipe.medium.target:g} +- {recipe.medium.tolerance:g} (else the closest in "
+                    f"[{recipe.medium.band[0]:g}, {recipe.medium.band[1]:g}]); here they average "
+                    f"{float(returns.mean()):.1f}, not the paper's 36: on this run a policy keeping at least "
+                    f"{recipe.min_acceptance:g} of its episodes averaged no closer to 36 (learning_curve); the "
+                    "official code keeps no record of which checkpoint made its data"
+                ),
+                (
+                    f"a policy keeping fewer than {recipe.min_acceptance:g} of a batch of {recipe.n_envs} episodes "
+                    "is not eligible (the official script has no such floor)"
+                ),
                 f"evaluation environment is bench/Reacher2d-v0 (official physics on the mujoco package, contacts "
                 f"off; model sha256 {MODEL_HASH}), not mujoco-py",
             ],
             "behaviour_policy": sac_policy_card(
-                recipe.sac, selected, recipe.medium, trainer,
+                recipe.sac,
+                selected,
+                recipe.medium,
+                trainer,
                 training_reward=f"shaped {recipe.shaped_reward}; the dataset records the task's sparse reward",
-                evaluation=(f"the dataset's own procedure (episode i reset with seed + i, tanh(mean) + "
-                            f"N(0, {recipe.action_noise}) clipped to [-1, 1], keep returns > "
-                            f"{recipe.keep_above:g} until {recipe.episodes}); score = kept mean, 0 when "
-                            f"fewer than {recipe.min_acceptance:g} of a batch or {recipe.episodes} within "
-                            f"{recipe.max_attempts} episodes are kept"),
+                evaluation=(
+                    f"the dataset's own procedure (episode i reset with seed + i, tanh(mean) + "
+                    f"N(0, {recipe.action_noise}) clipped to [-1, 1], keep returns > "
+                    f"{recipe.keep_above:g} until {recipe.episodes}); score = kept mean, 0 when "
+                    f"fewer than {recipe.min_acceptance:g} of a batch or {recipe.episodes} within "
+                    f"{recipe.max_attempts} episodes are kept"
+                ),
             ),
             "learning_curve": trainer.curve,
             "collection": collection_card(
-                stats, min(recipe.n_envs, n_episodes),
+                stats,
+                min(recipe.n_envs, n_episodes),
                 actions=f"tanh(mean) + N(0, {recipe.action_noise}) noise, clipped to [-1, 1]",
                 seeds="episode i of the stream is reset with seed + i; rejected episodes are not stored",
             ),
@@ -212,9 +263,15 @@ def build_reacher(task: Task, dataset_id: str, seed: int, transitions: int | Non
 
     lo, hi = recipe.medium.band
     return write_dataset(
-        task, dataset_id, sel.kept, env_spec(task), card,
-        description=(f"Reacher2d medium (LaMo official recipe): {n_episodes} episodes with return > "
-                     f"{recipe.keep_above:g} from a SAC policy whose kept episodes average closest to "
-                     f"{recipe.medium.target:g} within [{lo:g}, {hi:g}]; see card.json"),
+        task,
+        dataset_id,
+        sel.kept,
+        env_spec(task),
+        card,
+        description=(
+            f"Reacher2d medium (LaMo official recipe): {n_episodes} episodes with return > "
+            f"{recipe.keep_above:g} from a SAC policy whose kept episodes average closest to "
+            f"{recipe.medium.target:g} within [{lo:g}, {hi:g}]; see card.json"
+        ),
         algorithm_name="SAC behaviour policy + Gaussian action noise 0.1, episodes with return > 20 kept",
     )

@@ -36,8 +36,16 @@ class ReplayBuffer:
         self.cursor = 0
         self._pending: dict[str, list[np.ndarray]] = {k: [] for k in CHUNK_KEYS}
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, train_reward: float,
-            next_obs: np.ndarray, terminal: bool, end: bool) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        train_reward: float,
+        next_obs: np.ndarray,
+        terminal: bool,
+        end: bool,
+    ) -> None:
         i = self.cursor
         self.obs[i], self.actions[i], self.next_obs[i] = obs, action, next_obs
         self.train_rewards[i, 0] = train_reward
@@ -54,8 +62,13 @@ class ReplayBuffer:
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
         idx = rng.integers(0, self.size, size=batch_size)
-        return {"observations": self.obs[idx], "actions": self.actions[idx], "rewards": self.train_rewards[idx],
-                "next_observations": self.next_obs[idx], "terminals": self.terminals[idx]}
+        return {
+            "observations": self.obs[idx],
+            "actions": self.actions[idx],
+            "rewards": self.train_rewards[idx],
+            "next_observations": self.next_obs[idx],
+            "terminals": self.terminals[idx],
+        }
 
     def flush_chunk(self, path: Path) -> None:
         """Write the transitions added since the previous flush to `path` (atomically) and forget them."""

@@ -66,17 +66,27 @@ class _Slot:
 
     def finish(self) -> RawEpisode:
         return RawEpisode(
-            index=self.index, seed=self.seed, observations=np.asarray(self.obs, np.float32),
-            actions=np.asarray(self.actions, np.float32), rewards=np.asarray(self.rewards, np.float32),
-            terminations=np.asarray(self.terms, bool), truncations=np.asarray(self.truncs, bool),
+            index=self.index,
+            seed=self.seed,
+            observations=np.asarray(self.obs, np.float32),
+            actions=np.asarray(self.actions, np.float32),
+            rewards=np.asarray(self.rewards, np.float32),
+            terminations=np.asarray(self.terms, bool),
+            truncations=np.asarray(self.truncs, bool),
         )
 
 
 def run_episodes(
-    make_env: Callable[[], gym.Env[Any, Any]], action_fn: ActionFn, act_dim: int, seeds: Callable[[int], int],
-    n_envs: int, episodes: int | None = None, min_transitions: int | None = None,
+    make_env: Callable[[], gym.Env[Any, Any]],
+    action_fn: ActionFn,
+    act_dim: int,
+    seeds: Callable[[int], int],
+    n_envs: int,
+    episodes: int | None = None,
+    min_transitions: int | None = None,
     observe: Callable[[Any], np.ndarray] = lambda o: np.asarray(o, np.float32),
-    progress: bool = False, desc: str = "rollouts",
+    progress: bool = False,
+    desc: str = "rollouts",
 ) -> tuple[list[RawEpisode], RolloutStats]:
     """Episodes 0, 1, ... until `episodes` are done, or until at least `min_transitions` steps are collected.
 
@@ -150,7 +160,15 @@ def take_transitions(episodes: list[RawEpisode], n: int) -> list[RawEpisode]:
         terms = ep.terminations[:left].copy()
         truncs = ep.truncations[:left].copy()
         truncs[-1] = not terms[-1]
-        kept.append(replace(ep, observations=ep.observations[: left + 1], actions=ep.actions[:left],
-                            rewards=ep.rewards[:left], terminations=terms, truncations=truncs))
+        kept.append(
+            replace(
+                ep,
+                observations=ep.observations[: left + 1],
+                actions=ep.actions[:left],
+                rewards=ep.rewards[:left],
+                terminations=terms,
+                truncations=truncs,
+            )
+        )
         left = 0
     return kept

@@ -68,15 +68,26 @@ TrainReward = Callable[[np.ndarray, float], float]
 class SacTrainer:
     """Trains, checkpoints and evaluates one SAC behaviour policy in a work dir; see the module docstring."""
 
-    def __init__(self, workdir: WorkDir, settings: SacSettings, make_env: Callable[[], gym.Env[Any, Any]],
-                 evaluate: Evaluate, eval_every: int, seed: int, identity: dict[str, Any],
-                 train_reward: TrainReward | None = None, progress: bool = True,
-                 on_checkpoint: Callable[[int], None] | None = None, confirm: Evaluate | None = None) -> None:
+    def __init__(
+        self,
+        workdir: WorkDir,
+        settings: SacSettings,
+        make_env: Callable[[], gym.Env[Any, Any]],
+        evaluate: Evaluate,
+        eval_every: int,
+        seed: int,
+        identity: dict[str, Any],
+        train_reward: TrainReward | None = None,
+        progress: bool = True,
+        on_checkpoint: Callable[[int], None] | None = None,
+        confirm: Evaluate | None = None,
+    ) -> None:
         self.workdir, self.settings, self.make_env = workdir, settings, make_env
         self.evaluate, self.confirm, self.eval_every, self.seed = evaluate, confirm, eval_every, seed
         self.train_reward, self.progress, self.on_checkpoint = train_reward, progress, on_checkpoint
-        self.identity = json.loads(json.dumps({**identity, "sac": asdict(settings), "eval_every": eval_every,
-                                               "seed": seed}))
+        self.identity = json.loads(
+            json.dumps({**identity, "sac": asdict(settings), "eval_every": eval_every, "seed": seed})
+        )
         probe = make_env()
         obs_space, act_space = probe.observation_space, probe.action_space
         probe.close()
@@ -91,8 +102,17 @@ class SacTrainer:
     def _load_or_init_state(self) -> dict[str, Any]:
         state = self.workdir.load_state()
         if state is None:
-            return {"identity": self.identity, "step": 0, "segments": 0, "grad_step": 0, "checkpoint": None,
-                    "train_wall_s": 0.0, "starts": [], "curve": [], "phases": {}}
+            return {
+                "identity": self.identity,
+                "step": 0,
+                "segments": 0,
+                "grad_step": 0,
+                "checkpoint": None,
+                "train_wall_s": 0.0,
+                "starts": [],
+                "curve": [],
+                "phases": {},
+            }
         if state.get("identity") != self.identity:
             old, new = state.get("identity", {}), self.identity
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -106,8 +126,13 @@ class SacTrainer:
         entry = self.state["phases"].get(phase)
         if not entry or entry.get("step") is None:
             return None
-        return Selected(phase, int(entry["step"]), float(entry["raw"]), float(entry["normalized"]),
-                        self.workdir.path(entry["policy"]))
+        return Selected(
+            phase,
+            int(entry["step"]),
+            float(entry["raw"]),
+            float(entry["normalized"]),
+            self.workdir.path(entry["policy"]),
+        )
 
     def phase_done(self, phase: str) -> bool:
         return bool(self.state["phases"].get(phase, {}).get("done"))
@@ -137,8 +162,14 @@ class SacTrainer:
         algo, rng, buffer = self._restore()
         actor = GaussianActor(algo)
         env = self.make_env()
-        bar = tqdm(total=phase.max_steps, initial=self.step, desc=f"train {phase.name}", unit="step",
-                   disable=not self.progress, mininterval=2.0)
+        bar = tqdm(
+            total=phase.max_steps,
+            initial=self.step,
+            desc=f"train {phase.name}",
+            unit="step",
+            disable=not self.progress,
+            mininterval=2.0,
+        )
         self.state["starts"].append(self.step)
         try:
             while not self._phase_finished(phase):
@@ -186,8 +217,15 @@ class SacTrainer:
             buffer.restore(self.chunk_paths())
         return algo, rng, buffer
 
-    def _train_segment(self, algo: Any, actor: GaussianActor, env: gym.Env[Any, Any], rng: np.random.Generator,
-                       buffer: ReplayBuffer, bar: tqdm) -> None:
+    def _train_segment(
+        self,
+        algo: Any,
+        actor: GaussianActor,
+        env: gym.Env[Any, Any],
+        rng: np.random.Generator,
+        buffer: ReplayBuffer,
+        bar: tqdm,
+    ) -> None:
         from d3rlpy.dataset import TransitionMiniBatch
 
         s = self.settings
@@ -208,23 +246,42 @@ class SacTrainer:
             step += 1
             if step > s.update_start and buffer.size >= s.batch_size:
                 b = buffer.sample(rng, s.batch_size)
-                algo.update(TransitionMiniBatch(
-                    observations=b["observations"], actions=b["actions"], rewards=b["rewards"],
-                    next_observations=b["next_observations"], next_actions=zeros_act, terminals=b["terminals"],
-                    intervals=ones, transitions=[],
-                ))
+                algo.update(
+                    TransitionMiniBatch(
+                        observations=b["observations"],
+                        actions=b["actions"],
+                        rewards=b["rewards"],
+                        next_observations=b["next_observations"],
+                        next_actions=zeros_act,
+                        terminals=b["terminals"],
+                        intervals=ones,
+                        transitions=[],
+                    )
+                )
             obs = np.asarray(env.reset()[0], np.float32) if terminated or truncated else next_obs
             bar.update(1)
         buffer.mark_end()
         self.state["step"] = step
 
-    def _checkpoint(self, algo: Any, actor: GaussianActor, rng: np.random.Generator, buffer: ReplayBuffer,
-                    phase: Phase, started: float) -> None:
+    def _checkpoint(
+        self,
+        algo: Any,
+        actor: GaussianActor,
+        rng: np.random.Generator,
+        buffer: ReplayBuffer,
+        phase: Phase,
+        started: float,
+    ) -> None:
         step, segment = self.step, self.state["segments"]
         buffer.flush_chunk(chunk_path(self.workdir.path("buffer"), segment))
         result = self.evaluate(actor)
-        point: dict[str, Any] = {"step": step, "return": result.raw, "normalized": result.normalized,
-                                 "phase": phase.name, **result.details}
+        point: dict[str, Any] = {
+            "step": step,
+            "return": result.raw,
+            "normalized": result.normalized,
+            "phase": phase.name,
+            **result.details,
+        }
         lo, hi = phase.band
         if self.confirm is not None and lo <= result.normalized <= hi:
             # A quick evaluation inside the band is noisy; a longer one decides (and is what gets compared).
@@ -247,8 +304,14 @@ class SacTrainer:
         previous = self.state["checkpoint"]
         elapsed = time.perf_counter() - started  # training, evaluation and checkpoint writing
         self.session_train_s += elapsed
-        self.state.update({"segments": segment + 1, "grad_step": int(algo._grad_step), "checkpoint": ckpt_rel,
-                           "train_wall_s": self.state["train_wall_s"] + elapsed})
+        self.state.update(
+            {
+                "segments": segment + 1,
+                "grad_step": int(algo._grad_step),
+                "checkpoint": ckpt_rel,
+                "train_wall_s": self.state["train_wall_s"] + elapsed,
+            }
+        )
         self.workdir.save_state(self.state)
         if previous is not None and previous != ckpt_rel:
             old = self.workdir.path(previous)

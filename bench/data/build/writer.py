@@ -65,9 +65,13 @@ def _episode_buffer(i: int, ep: RawEpisode) -> Any:
     from minari.data_collector import EpisodeBuffer
 
     return EpisodeBuffer(
-        id=i, seed=ep.seed, observations=ep.observations.astype(np.float32),
-        actions=ep.actions.astype(np.float32), rewards=ep.rewards.astype(np.float32),
-        terminations=ep.terminations.astype(bool), truncations=ep.truncations.astype(bool),
+        id=i,
+        seed=ep.seed,
+        observations=ep.observations.astype(np.float32),
+        actions=ep.actions.astype(np.float32),
+        rewards=ep.rewards.astype(np.float32),
+        terminations=ep.terminations.astype(bool),
+        truncations=ep.truncations.astype(bool),
     )
 
 
@@ -122,9 +126,15 @@ def _remove_abandoned_staging() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_dataset(task: Task, dataset_id: str, episodes: list[RawEpisode], env_spec: EnvSpec | None,
-                  card: Callable[[TrajectoryDataset], dict[str, Any]], description: str,
-                  algorithm_name: str) -> Path:
+def write_dataset(
+    task: Task,
+    dataset_id: str,
+    episodes: list[RawEpisode],
+    env_spec: EnvSpec | None,
+    card: Callable[[TrajectoryDataset], dict[str, Any]],
+    description: str,
+    algorithm_name: str,
+) -> Path:
     """Write `episodes` as Minari dataset `dataset_id` plus `card.json`; return the dataset folder.
 
     `card` receives the dataset as loaded back and returns the card's recipe-specific fields; the summary
@@ -144,23 +154,37 @@ def write_dataset(task: Task, dataset_id: str, episodes: list[RawEpisode], env_s
             # Minari warns about the missing author e-mail and code permalink; the card says who made it.
             warnings.simplefilter("ignore", UserWarning)
             minari.create_dataset_from_buffers(
-                dataset_id=dataset_id, buffer=[_episode_buffer(i, ep) for i, ep in enumerate(episodes)],
-                env=env_spec, algorithm_name=algorithm_name, author="lamo-bench",
-                code_permalink="bench/data/build (lamo-bench)", description=description,
-                observation_space=obs_space, action_space=act_space, data_format="hdf5",
+                dataset_id=dataset_id,
+                buffer=[_episode_buffer(i, ep) for i, ep in enumerate(episodes)],
+                env=env_spec,
+                algorithm_name=algorithm_name,
+                author="lamo-bench",
+                code_permalink="bench/data/build (lamo-bench)",
+                description=description,
+                observation_space=obs_space,
+                action_space=act_space,
+                data_format="hdf5",
             )
         staged = staging / dataset_id
         _compact_hdf5(staged / "data" / "main_data.hdf5")
         loaded = load_minari_path(staged, name=task.name)
         summary = dataset_summary(task, loaded)
         doc = {
-            "dataset_id": dataset_id, "task": task.name, "env_id": task.env_id, "description": description,
+            "dataset_id": dataset_id,
+            "task": task.name,
+            "env_id": task.env_id,
+            "description": description,
             **card(loaded),
-            "episodes": summary["episodes"], "transitions": summary["transitions"],
-            "observation_shape": summary["observation_shape"], "episode_length": summary["episode_length"],
-            "return": summary["return"], "normalized_return": summary["normalized_return"],
-            "terminals": summary["terminals"], "timeouts": summary["timeouts"],
-            "content_hash": summary["content_hash"], "versions": versions(),
+            "episodes": summary["episodes"],
+            "transitions": summary["transitions"],
+            "observation_shape": summary["observation_shape"],
+            "episode_length": summary["episode_length"],
+            "return": summary["return"],
+            "normalized_return": summary["normalized_return"],
+            "terminals": summary["terminals"],
+            "timeouts": summary["timeouts"],
+            "content_hash": summary["content_hash"],
+            "versions": versions(),
         }
         write_json(staged / CARD_FILE, doc)
         final = minari_root() / dataset_id

@@ -52,7 +52,20 @@ from bench.data.build.kitchen.recipe import (
 )
 
 __all__ = [
-    "CANONICAL_ORDER", "D4RL_DIFFERENCES", "EpisodeStyle", "KitchenDemonstrator", "KitchenRecipe", "ScriptedEpisode",
-    "SubtaskStyle", "build_kitchen", "controller_success", "data_env", "draw_style", "episode_plan", "kitchen_recipe",
-    "main", "targets_satisfied", "uniformity",
+    "CANONICAL_ORDER",
+    "D4RL_DIFFERENCES",
+    "EpisodeStyle",
+    "KitchenDemonstrator",
+    "KitchenRecipe",
+    "ScriptedEpisode",
+    "SubtaskStyle",
+    "build_kitchen",
+    "controller_success",
+    "data_env",
+    "draw_style",
+    "episode_plan",
+    "kitchen_recipe",
+    "main",
+    "targets_satisfied",
+    "uniformity",
 ]

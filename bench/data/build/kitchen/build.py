@@ -34,6 +34,7 @@ from bench.tasks import Task
 
 # --- episodes ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ScriptedEpisode:
     """One scripted episode and which of its planned subtasks were completed (at any step)."""
@@ -53,8 +54,7 @@ class KitchenDemonstrator:
         self.ctrl = ArmController(env, recipe)
         self.scene = Scene(self.ctrl)
 
-    def run(self, plan: Sequence[str], seed: int, index: int = 0, style: EpisodeStyle | None = None
-            ) -> ScriptedEpisode:
+    def run(self, plan: Sequence[str], seed: int, index: int = 0, style: EpisodeStyle | None = None) -> ScriptedEpisode:
         """Reset with `seed` and do the subtasks of `plan` in order; the episode ends when the environment ends
         it (its time limit, or all targets done if it terminates then) or, after the plan and the style's
         settle steps, with a cut. Without `style`, one is drawn from `seed` (`EpisodeStyle()` is the plain
@@ -103,9 +103,13 @@ class KitchenDemonstrator:
                     break
             truncs[-1] = not terms[-1]  # the scripted episode is over: cut here, as a timeout
         raw = RawEpisode(
-            index=index, seed=seed, observations=np.asarray(observations, np.float32),
-            actions=np.asarray(actions, np.float32), rewards=np.asarray(rewards, np.float32),
-            terminations=np.asarray(terms, bool), truncations=np.asarray(truncs, bool),
+            index=index,
+            seed=seed,
+            observations=np.asarray(observations, np.float32),
+            actions=np.asarray(actions, np.float32),
+            rewards=np.asarray(rewards, np.float32),
+            terminations=np.asarray(terms, bool),
+            truncations=np.asarray(truncs, bool),
         )
         return ScriptedEpisode(raw, tuple(plan), tuple(n for n in plan if n in completed), style)
 
@@ -130,8 +134,14 @@ def episode_plan(kind: str, targets: Sequence[str], recipe: KitchenRecipe, seed:
 
 # --- measurement --------------------------------------------------------------------------------------------
 
-def controller_success(subtasks: Sequence[str] = ALL_SUBTASKS, episodes: int = 20, seed: int = 0,
-                       recipe: KitchenRecipe | None = None, progress: bool = False) -> dict[str, float]:
+
+def controller_success(
+    subtasks: Sequence[str] = ALL_SUBTASKS,
+    episodes: int = 20,
+    seed: int = 0,
+    recipe: KitchenRecipe | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
     """Fraction of `episodes` single-subtask episodes (env seeds seed+0..) in which each subtask is completed."""
     recipe = recipe or KitchenRecipe()
     env = make_kitchen_env(list(ALL_SUBTASKS), terminate_on_tasks_completed=False)
@@ -152,8 +162,10 @@ def controller_success(subtasks: Sequence[str] = ALL_SUBTASKS, episodes: int = 2
 
 _RECIPE_TEXT = {
     "complete": "every episode does the four target subtasks in order (failed attempts are discarded)",
-    "partial": ("{fraction:.0%} of episodes are planned to do the four target subtasks, the others four subtasks "
-                "drawn from all seven with at least one outside the targets"),
+    "partial": (
+        "{fraction:.0%} of episodes are planned to do the four target subtasks, the others four subtasks "
+        "drawn from all seven with at least one outside the targets"
+    ),
     "mixed": "every episode does four subtasks drawn from all seven, never exactly the four targets",
 }
 
@@ -182,8 +194,9 @@ def data_env(targets: Sequence[str], kind: str, recipe: KitchenRecipe) -> gym.En
     Evaluation is different: it keeps the task-removing environment, so each subtask counts once (score 0-4).
     """
     steps = recipe.complete_max_steps if kind == "complete" else recipe.partial_max_steps
-    return make_kitchen_env(targets, max_episode_steps=steps, remove_task_when_completed=False,
-                            terminate_on_tasks_completed=False)
+    return make_kitchen_env(
+        targets, max_episode_steps=steps, remove_task_when_completed=False, terminate_on_tasks_completed=False
+    )
 
 
 def targets_satisfied(episode: RawEpisode, targets: Sequence[str]) -> np.ndarray:
@@ -192,13 +205,14 @@ def targets_satisfied(episode: RawEpisode, targets: Sequence[str]) -> np.ndarray
     return np.array([len(subtasks_done(q, targets)) for q in obj], np.float64)
 
 
-def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str],
-               attempted: Sequence[ScriptedEpisode] | None = None) -> dict[str, Any]:
+def uniformity(
+    collected: Sequence[ScriptedEpisode], targets: Sequence[str], attempted: Sequence[ScriptedEpisode] | None = None
+) -> dict[str, Any]:
     """How alike the kept episodes are: length spread, full solves, drawn variety; and the subtask success of
     every `attempted` episode (discarded ones included; default: the kept ones)."""
     lengths = np.array([len(c.episode) for c in collected], np.float64)
     attempts: dict[str, list[int]] = {name: [0, 0] for name in ALL_SUBTASKS}
-    for c in (collected if attempted is None else attempted):
+    for c in collected if attempted is None else attempted:
         for name in c.plan:
             attempts[name][0] += 1
             attempts[name][1] += name in c.completed
@@ -209,13 +223,14 @@ def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str],
     return {
         # Whole scripted episodes, before a `transitions` cut (the card's `episode_length` is the written data's).
         "scripted_episode_length": {
-            "mean": round(float(lengths.mean()), 2), "std": round(float(lengths.std()), 2),
-            "min": int(lengths.min()), "max": int(lengths.max()),
+            "mean": round(float(lengths.mean()), 2),
+            "std": round(float(lengths.std()), 2),
+            "min": int(lengths.min()),
+            "max": int(lengths.max()),
             "cv": round(float(lengths.std() / lengths.mean()), 4),
         },
         "scripted_subtask_success": {
-            name: {"attempted": a, "completed": c, "rate": round(c / a, 4)}
-            for name, (a, c) in attempts.items() if a
+            name: {"attempted": a, "completed": c, "rate": round(c / a, 4)} for name, (a, c) in attempts.items() if a
         },
         "episodes_satisfying_all_targets": {"count": int(full), "fraction": round(full / len(collected), 4)},
         "variety": {
@@ -227,8 +242,9 @@ def uniformity(collected: Sequence[ScriptedEpisode], targets: Sequence[str],
     }
 
 
-def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool,
-                  recipe: KitchenRecipe) -> Path:
+def build_kitchen(
+    task: Task, dataset_id: str, seed: int, transitions: int | None, progress: bool, recipe: KitchenRecipe
+) -> Path:
     """Generate the task's scripted dataset (`complete` or `partial`) and write it as a Minari dataset.
 
     Attempt i resets with seed + i. `complete` keeps only attempts that satisfy all four targets at some step
@@ -248,8 +264,13 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
     collected: list[ScriptedEpisode] = []
     discarded: list[ScriptedEpisode] = []
     steps = 0
-    bar = tqdm(total=wanted_steps or n_episodes, desc=f"collect {task.name}", disable=not progress,
-               unit="step" if wanted_steps else "episode", mininterval=2.0)
+    bar = tqdm(
+        total=wanted_steps or n_episodes,
+        desc=f"collect {task.name}",
+        disable=not progress,
+        unit="step" if wanted_steps else "episode",
+        mininterval=2.0,
+    )
     try:
         demo = KitchenDemonstrator(env, recipe, seed)
         i = 0
@@ -259,8 +280,10 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
             if kind == "complete" and float(result.episode.rewards.max(initial=0.0)) < len(targets):
                 discarded.append(result)
                 if len(discarded) > 5 * n_episodes + 20:
-                    raise BenchError(f"the scripted controller solved only {len(collected)} of {i} kitchen-complete "
-                                     f"attempts; check the recipe (action_noise, grasp_jitter, ...)")
+                    raise BenchError(
+                        f"the scripted controller solved only {len(collected)} of {i} kitchen-complete "
+                        f"attempts; check the recipe (action_noise, grasp_jitter, ...)"
+                    )
                 continue
             collected.append(result)
             steps += len(result.episode)
@@ -281,37 +304,49 @@ def build_kitchen(task: Task, dataset_id: str, seed: int, transitions: int | Non
             plans[key] = plans.get(key, 0) + 1
         return {
             "recipe": f"D4RL kitchen-{kind} style data from a scripted controller (no human demonstrations): "
-                      + _RECIPE_TEXT[kind].format(fraction=recipe.partial_target_fraction),
+            + _RECIPE_TEXT[kind].format(fraction=recipe.partial_target_fraction),
             "seed": seed,
             "behaviour_policy": {
-                "algorithm": ("scripted end-effector waypoints per subtask; damped-least-squares inverse "
-                              "kinematics on the end-effector site's MuJoCo Jacobian; joint-velocity actions; "
-                              "per-episode pace, pauses, approach offsets, grasp errors and fumbles; Gaussian "
-                              "action noise"),
+                "algorithm": (
+                    "scripted end-effector waypoints per subtask; damped-least-squares inverse "
+                    "kinematics on the end-effector site's MuJoCo Jacobian; joint-velocity actions; "
+                    "per-episode pace, pauses, approach offsets, grasp errors and fumbles; Gaussian "
+                    "action noise"
+                ),
                 "hyperparameters": dataclasses.asdict(recipe),
                 "training_steps": 0,
             },
             "target_subtasks": list(targets),
             "observation": "D4RL's 60-dim kitchen layout [robot qpos 9, object qpos 21, goal 30]",
-            "reward": ("D4RL/Minari labels (Markovian): each step earns the number of target subtasks satisfied in "
-                       "the state it reaches (no removal), so returns exceed 4; evaluation scores each subtask "
-                       "once (0-4)"),
+            "reward": (
+                "D4RL/Minari labels (Markovian): each step earns the number of target subtasks satisfied in "
+                "the state it reaches (no removal), so returns exceed 4; evaluation scores each subtask "
+                "once (0-4)"
+            ),
             "plans": plans,
             **uniformity(collected, targets, [*collected, *discarded]),
             "discarded_attempts": len(discarded),
             "differences_from_d4rl": list(D4RL_DIFFERENCES),
             "collection": {
-                "episodes_collected": stats.episodes, "env_steps": stats.env_steps,
-                "wall_s": round(stats.wall_s, 3), "env_steps_per_s": round(stats.steps_per_s, 1),
+                "episodes_collected": stats.episodes,
+                "env_steps": stats.env_steps,
+                "wall_s": round(stats.wall_s, 3),
+                "env_steps_per_s": round(stats.steps_per_s, 1),
                 "episode_seeds": "attempt i is reset with seed + i",
             },
             "build_wall_time_s": round(time.perf_counter() - started, 3),
         }
 
     return write_dataset(
-        task, dataset_id, episodes, env_spec(task), card,
-        description=(f"{task.name}: scripted-controller demonstrations on {task.env_id} in D4RL's 60-dim "
-                     f"observation layout ({kind} recipe, D4RL's Markovian reward labels); see card.json"),
+        task,
+        dataset_id,
+        episodes,
+        env_spec(task),
+        card,
+        description=(
+            f"{task.name}: scripted-controller demonstrations on {task.env_id} in D4RL's 60-dim "
+            f"observation layout ({kind} recipe, D4RL's Markovian reward labels); see card.json"
+        ),
         algorithm_name="scripted waypoint controller (Jacobian IK) + varied pace/paths/grasps + action noise",
     )
 
@@ -336,8 +371,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "success":
         started = time.perf_counter()
         rates = controller_success(args.subtasks.split(","), args.episodes, args.seed, progress=True)
-        print(json.dumps({"episodes": args.episodes, "seed": args.seed, "success": rates,
-                          "wall_s": round(time.perf_counter() - started, 1)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "episodes": args.episodes,
+                    "seed": args.seed,
+                    "success": rates,
+                    "wall_s": round(time.perf_counter() - started, 1),
+                },
+                indent=2,
+            )
+        )
         return
     from bench.tasks import get_task
 

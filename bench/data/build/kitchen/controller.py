@@ -44,6 +44,7 @@ class Command:
     # object (a stiffer grip on the arm's own target).
     stiffness: float = 1.0
 
+
 def _rotvec(rot: np.ndarray) -> np.ndarray:
     """Axis * angle of a rotation matrix (the shortest rotation)."""
     quat = np.empty(4)
@@ -112,8 +113,9 @@ class ArmController:
     def joints(self) -> np.ndarray:
         return np.asarray(self.data.qpos[:_ARM], np.float64).copy()
 
-    def descend(self, pos: np.ndarray, rot: np.ndarray, q: np.ndarray, iters: int,
-                margin: float = 0.0) -> tuple[np.ndarray, float]:
+    def descend(
+        self, pos: np.ndarray, rot: np.ndarray, q: np.ndarray, iters: int, margin: float = 0.0
+    ) -> tuple[np.ndarray, float]:
         """Damped-least-squares iterations from `q`, keeping `margin` inside the joint limits.
 
         Returns the joints and the remaining weighted pose error.
@@ -167,4 +169,3 @@ class ArmController:
         action[:_ARM] = dq / _ACTION_SCALE
         action[_ARM:] = cmd.grip
         return action
-

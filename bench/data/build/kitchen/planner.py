@@ -55,19 +55,63 @@ class Handle:
 
 
 HANDLES: dict[str, Handle] = {
-    "microwave": Handle("microhandle_site", "microwave", float(SUBTASK_GOALS["microwave"][0]),
-                        (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), depth=-0.005, follow=0.0),
-    "slide cabinet": Handle("slide_site", "slide_cabinet", float(SUBTASK_GOALS["slide cabinet"][0]),
-                            (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), step=0.06),
-    "hinge cabinet": Handle("hinge_site2", "right_hinge_cabinet", float(SUBTASK_GOALS["hinge cabinet"][1]),
-                            (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), step=0.4, follow=0.3, stiffness=2.0, max_steps=50),
-    "light switch": Handle("light_site", "light_switch", float(SUBTASK_GOALS["light switch"][0]),
-                           (-0.39, 0.921, 0.0), (0.921, 0.39, 0.0), step=0.8, follow=0.0, stiffness=3.0,
-                           push_offset=(0.046, 0.0, 0.0)),
-    "bottom burner": Handle("knob2_site", "knob_Joint_2", float(SUBTASK_GOALS["bottom burner"][0]),
-                            (0.0, 0.0, -1.0), (1.0, 0.0, 0.0), depth=-0.028, step=0.2),
-    "top burner": Handle("knob4_site", "knob_Joint_4", float(SUBTASK_GOALS["top burner"][0]),
-                         (0.0, 0.0, -1.0), (1.0, 0.0, 0.0), depth=-0.028, step=0.2),
+    "microwave": Handle(
+        "microhandle_site",
+        "microwave",
+        float(SUBTASK_GOALS["microwave"][0]),
+        (0.0, 1.0, 0.0),
+        (1.0, 0.0, 0.0),
+        depth=-0.005,
+        follow=0.0,
+    ),
+    "slide cabinet": Handle(
+        "slide_site",
+        "slide_cabinet",
+        float(SUBTASK_GOALS["slide cabinet"][0]),
+        (0.0, 1.0, 0.0),
+        (1.0, 0.0, 0.0),
+        step=0.06,
+    ),
+    "hinge cabinet": Handle(
+        "hinge_site2",
+        "right_hinge_cabinet",
+        float(SUBTASK_GOALS["hinge cabinet"][1]),
+        (0.0, 1.0, 0.0),
+        (1.0, 0.0, 0.0),
+        step=0.4,
+        follow=0.3,
+        stiffness=2.0,
+        max_steps=50,
+    ),
+    "light switch": Handle(
+        "light_site",
+        "light_switch",
+        float(SUBTASK_GOALS["light switch"][0]),
+        (-0.39, 0.921, 0.0),
+        (0.921, 0.39, 0.0),
+        step=0.8,
+        follow=0.0,
+        stiffness=3.0,
+        push_offset=(0.046, 0.0, 0.0),
+    ),
+    "bottom burner": Handle(
+        "knob2_site",
+        "knob_Joint_2",
+        float(SUBTASK_GOALS["bottom burner"][0]),
+        (0.0, 0.0, -1.0),
+        (1.0, 0.0, 0.0),
+        depth=-0.028,
+        step=0.2,
+    ),
+    "top burner": Handle(
+        "knob4_site",
+        "knob_Joint_4",
+        float(SUBTASK_GOALS["top burner"][0]),
+        (0.0, 0.0, -1.0),
+        (1.0, 0.0, 0.0),
+        depth=-0.028,
+        step=0.2,
+    ),
 }
 KETTLE_GOAL = SUBTASK_GOALS["kettle"][:3]
 _KETTLE_QPOS = slice(23, 26)
@@ -140,8 +184,13 @@ class Scene:
         """The poses a subtask passes through, from the objects' current state (used to plan the arm)."""
         if name == "kettle":
             (site, rot), offset = self.kettle_grasp(flip)
-            return [(site - KETTLE_STANDOFF * rot[:, 2], rot), (site, rot), (site + KETTLE_LIFT * _UP, rot),
-                    (KETTLE_GOAL + offset + KETTLE_LIFT * _UP, rot), (KETTLE_GOAL + offset + 0.01 * _UP, rot)]
+            return [
+                (site - KETTLE_STANDOFF * rot[:, 2], rot),
+                (site, rot),
+                (site + KETTLE_LIFT * _UP, rot),
+                (KETTLE_GOAL + offset + KETTLE_LIFT * _UP, rot),
+                (KETTLE_GOAL + offset + 0.01 * _UP, rot),
+            ]
         h = HANDLES[name]
         pos, rot = self.grasp(h, flip)
         q = self.joint(h.joint)[0]
@@ -219,7 +268,6 @@ class Planner:
         return flip, q
 
 
-
 def _aim(h: Handle, q: float) -> float:
     """The joint value a subtask drives towards: just past where it stops (DONE_DISTANCE short of the goal).
 
@@ -227,4 +275,3 @@ def _aim(h: Handle, q: float) -> float:
     at this value instead of the goal itself.
     """
     return h.goal - math.copysign(0.5 * DONE_DISTANCE, h.goal - q)
-

@@ -16,8 +16,15 @@ from bench.overrides import check_value, field_types
 # Order in which an episode's subtasks are done: D4RL's demonstrations mostly went microwave, kettle,
 # burners, light, cabinets, but the hinge cabinet goes first here, as it takes the most steps and succeeds
 # reliably only from the arm's start posture (last, it failed or ran out of the 280 steps).
-CANONICAL_ORDER = ("hinge cabinet", "microwave", "kettle", "bottom burner", "top burner", "light switch",
-                   "slide cabinet")
+CANONICAL_ORDER = (
+    "hinge cabinet",
+    "microwave",
+    "kettle",
+    "bottom burner",
+    "top burner",
+    "light switch",
+    "slide cabinet",
+)
 _PLAN_STREAM = 104_729
 _STYLE_STREAM = 130_363
 
@@ -129,4 +136,3 @@ def draw_style(recipe: KitchenRecipe, plan: Sequence[str], rng: np.random.Genera
         choice = float(rng.random())
         styles.append((name, SubtaskStyle(pause, lateral, standoff, grasp, fumble, choice)))  # type: ignore[arg-type]
     return EpisodeStyle(speed, settle, tuple(styles))
-

@@ -30,8 +30,18 @@ _TURN_PER_STEP = 0.15
 
 Script = Iterator[Command]
 
-def _reach(scene: Scene, pose: Pose, grip: float, tol: float, max_steps: int, rot_tol: float = 0.1,
-           phase: str = "reach", speed: float = 0.03, precise: bool = False) -> Script:
+
+def _reach(
+    scene: Scene,
+    pose: Pose,
+    grip: float,
+    tol: float,
+    max_steps: int,
+    rot_tol: float = 0.1,
+    phase: str = "reach",
+    speed: float = 0.03,
+    precise: bool = False,
+) -> Script:
     """Move the site along a straight line (and the shortest rotation) to `pose`, at most `speed` m per step.
 
     The commanded pose leads the site by one increment, so the joint targets stay near the current joints
@@ -135,8 +145,14 @@ def articulated(scene: Scene, planner: Planner, name: str) -> Script:
         q = scene.joint(h.joint)[0]
         delta = float(np.clip(aim - q, -h.step, h.step))
         target = scene.moved(_off_centre(scene.grasp(h, flip), st), h.joint, delta)
-        yield Command(target, scene.turned(rot, h.joint, h.follow * (q + delta - q0)), CLOSE, phase="operate",
-                      stiffness=h.stiffness)
+        yield Command(
+            target,
+            scene.turned(rot, h.joint, h.follow * (q + delta - q0)),
+            CLOSE,
+            phase="operate",
+            stiffness=h.stiffness,
+        )
+
     def held() -> Pose:  # the handle's live position, the gripper's own orientation (it may lag the handle's)
         return scene.grasp(h, flip)[0], scene.ctrl.pose()[1]
 
@@ -150,8 +166,7 @@ def kettle(scene: Scene, planner: Planner) -> Script:
     flip, start = planner.start(scene, "kettle", st.start_choice)
     yield from _transit(scene, start, OPEN)
     (site, rot), _ = scene.kettle_grasp(flip)
-    yield from _reach(scene, (_pre_grasp(site, rot, KETTLE_STANDOFF, st), rot), OPEN, 0.02, 20, 0.15,
-                      phase="pre-grasp")
+    yield from _reach(scene, (_pre_grasp(site, rot, KETTLE_STANDOFF, st), rot), OPEN, 0.02, 20, 0.15, phase="pre-grasp")
     if st.fumble:
         yield from _fumble(scene)
     (site, rot), offset = scene.kettle_grasp(flip)
@@ -173,4 +188,3 @@ def subtask_script(scene: Scene, planner: Planner, name: str) -> Script:
     if name == "kettle":
         return kettle(scene, planner)
     return articulated(scene, planner, name)
-
