@@ -77,6 +77,11 @@ FINAL_COLUMNS = [
 ]
 
 
+#: Every metric an agent logged at every logging step (LaMo's decision and language losses, CQL's critic,
+#: actor and temperature losses, the learning rate), one file per trial and one merged per run.
+TRAIN_METRICS_FILE = "train_metrics.parquet"
+
+
 @dataclass
 class TrialKey:
     """The fields that identify a trial's cell; every row starts with them, so reports never join."""
@@ -176,13 +181,19 @@ class RunStore:
         return out
 
     def merge(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Rebuild `evals.parquet` and `final.parquet` from the finished trials (one final row per trial)."""
+        """Rebuild `evals.parquet` and `final.parquet` from the finished trials (one final row per trial), and
+        `train_metrics.parquet` from their logged training metrics (every metric, every logging step)."""
         finals = self.finished_trials()
-        eval_parts = []
+        eval_parts, metric_parts = [], []
         for trial_id in finals:
             p = self.trial_dir(trial_id) / "evals.parquet"
             if p.is_file():
                 eval_parts.append(pd.read_parquet(p))
+            m = self.trial_dir(trial_id) / TRAIN_METRICS_FILE
+            if m.is_file():
+                metric_parts.append(pd.read_parquet(m).assign(trial_id=trial_id))
+        if metric_parts:
+            atomic_write_parquet(self.root / TRAIN_METRICS_FILE, pd.concat(metric_parts, ignore_index=True))
         evals = pd.concat(eval_parts, ignore_index=True) if eval_parts else eval_frame([])
         rows = [FinalRow(**{k: v for k, v in f.items() if k in FinalRow.__dataclass_fields__}) for f in finals.values()]
         final = final_frame(rows)

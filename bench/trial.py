@@ -25,7 +25,7 @@ import numpy as np
 
 from bench.atomic import atomic_write_json, atomic_write_parquet
 from bench.errors import BenchError
-from bench.results import EvalRow, FinalRow, RunStore
+from bench.results import TRAIN_METRICS_FILE, EvalRow, FinalRow, RunStore
 from bench.tasks import get_task
 
 #: Called after each evaluation with (step, {"loss": .., "score": best mean normalized score over targets}).
@@ -107,9 +107,6 @@ CHECKPOINTS_DIR = "checkpoints"
 #: The trial's bookkeeping inside each mid-trial checkpoint (written last: its presence marks a whole one).
 TRIAL_STATE_FILE = "trial_state.json"
 TRIAL_STATE_FORMAT = 1
-#: Every metric the agent logged at every evaluation point (LaMo's decision and language losses, CQL's
-#: critic/actor/temperature losses, learning rate), one row per point.
-TRAIN_METRICS_FILE = "train_metrics.parquet"
 
 
 def _spec_doc(spec: TrialSpec) -> dict[str, Any]:

@@ -658,3 +658,43 @@ def test_identical_learning_curves_stay_distinguishable() -> None:
     assert under.get_linewidth() > top.get_linewidth() and under.get_markersize() > top.get_markersize()
     legend = {h.get_label(): h for h in fig.legends[0].legend_handles if isinstance(h, Line2D)}
     assert legend["LaMo"].get_marker() == lamo.get_marker() and legend["DT"].get_linestyle() == dt.get_linestyle()
+
+
+def test_training_metrics_are_merged_per_run_and_plotted(tmp_path: Path) -> None:
+    from bench.report.figures import training_metrics
+    from bench.report.load import train_metrics
+    from bench.results import TRAIN_METRICS_FILE, FinalRow, RunStore
+
+    store = RunStore(tmp_path / "run")
+    logged = {
+        "lamo": {"decision_loss": [0.5, 0.3], "lm_loss": [4.0, 3.9], "loss": [0.9, 0.69]},
+        "cql": {"critic_loss": [150.0, 40.0], "actor_loss": [-5.0, 30.0], "loss": [150.0, 40.0]},
+    }
+    for agent, metrics in logged.items():
+        trial_id = f"{agent}__reacher2d-medium__r1__s0"
+        key = {
+            "run": "run",
+            "trial_id": trial_id,
+            "agent": agent,
+            "variant": agent,
+            "task": "reacher2d-medium",
+            "domain": "reacher2d",
+            "reward_type": "sparse",
+            "ratio": 1.0,
+            "seed": 0,
+            "profile": "quick",
+        }
+        store.write_trial(trial_id, [], FinalRow(**key, status="ok", final_score=1.0))
+        pd.DataFrame({"step": [100, 200], **metrics}).to_parquet(store.trial_dir(trial_id) / TRAIN_METRICS_FILE)
+    _, final = store.merge()
+    merged = pd.read_parquet(store.root / TRAIN_METRICS_FILE)  # every metric of every trial, kept per run
+    assert len(merged) == 4 and {"lm_loss", "critic_loss", "trial_id"} <= set(merged.columns)
+
+    frame = train_metrics([store.root], final)
+    fig = training_metrics(frame, "quick", {"lamo": "C0", "cql": "C1"}, {"lamo": "lamo", "cql": "cql"})
+    assert fig is not None
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert {"lm_loss", "decision_loss", "loss", "critic_loss", "actor_loss"} <= set(panels)
+    lm = [line for line in panels["lm_loss"].get_lines() if len(line.get_xdata()) == 2]
+    assert len(lm) == 1 and list(lm[0].get_ydata()) == [4.0, 3.9]  # only LaMo logs a language loss
+    assert training_metrics(pd.DataFrame(), "quick", {}, {}) is None

@@ -21,7 +21,7 @@ from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
 from bench.report import figures, tables
 from bench.report.html import FigureEntry, Section, TableEntry, render_index
-from bench.report.load import Results, load_runs, split_by_profile
+from bench.report.load import Results, load_runs, split_by_profile, train_metrics
 from bench.report.render import Table, to_latex, to_markdown
 from bench.report.robust import METRICS, RobustResult, cell_intervals, profiles_frame, robust_results
 from bench.report.stats import cell_stats, learning_curves, scored_mask, select_cell_targets
@@ -210,6 +210,16 @@ def _profile_section(
             "Normalized evaluation score during training; for return-conditioned agents, each trial at "
             "the return-to-go target its final score uses. Band: ± std over seeds.",
         )
+        train = train_metrics(part.runs, final)
+        if not train.empty:
+            add_figure(
+                "training_metrics",
+                figures.training_metrics(train, profile, colors, agents),
+                "Training metrics",
+                "Every logged training loss over training (LaMo's language loss lm_loss, its decision loss, "
+                "CQL's critic/actor/temperature losses), mean ± std over each method's trials: the paper's "
+                "language-retention claim can be read here.",
+            )
         if robust:
             add_figure(
                 "robust_intervals",

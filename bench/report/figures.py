@@ -201,6 +201,40 @@ def learning_curves(
     return fig
 
 
+#: Training metrics worth a panel, in this order (LaMo's language loss first: the paper's retention claim).
+TRAIN_METRIC_PANELS = ("lm_loss", "decision_loss", "loss", "critic_loss", "actor_loss", "temp_loss")
+
+
+def training_metrics(
+    metrics: pd.DataFrame, profile: str, colors: dict[str, str], agents: dict[str, str]
+) -> Figure | None:
+    """Logged training metrics over training, one panel per metric, one line per method (mean ± std over its
+    trials of every task and ratio); a method that does not log a metric has no line in its panel."""
+    present = [m for m in TRAIN_METRIC_PANELS if m in metrics.columns and metrics[m].notna().any()]
+    if metrics.empty or not present:
+        return None
+    methods = method_order(metrics["variant"], agents)
+    fig, axes = _grid(len(present), max_cols=3, panel=(4.0, 3.0))
+    for ax, name in zip(axes, present, strict=True):
+        for m in methods:
+            g = metrics[(metrics["variant"] == m) & metrics[name].notna()].groupby("step")[name]
+            if len(g):
+                stats = g.agg(["mean", "std"]).fillna(0.0)
+                _band(
+                    ax,
+                    stats.index.to_numpy(float),
+                    stats["mean"].to_numpy(float),
+                    stats["std"].to_numpy(float),
+                    m,
+                    colors,
+                )
+        ax.set_title(name)
+        ax.set_xlabel("Training step (gradient updates)")
+    _legend(fig, methods, colors)
+    fig.suptitle(f"Training metrics (profile: {profile}); mean ± std over each method's trials")
+    return fig
+
+
 def sparse_vs_dense(
     frame: pd.DataFrame, cells: pd.DataFrame, profile: str, colors: dict[str, str], methods: list[str]
 ) -> Figure:

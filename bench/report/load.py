@@ -183,3 +183,15 @@ def split_by_profile(results: Results) -> dict[str, Results]:
             run_notes={n: results.run_notes.get(n, []) for n in names},
         )
     return out
+
+
+def train_metrics(runs: list[Path], final: pd.DataFrame) -> pd.DataFrame:
+    """The logged training metrics (`train_metrics.parquet` of each run) of the trials in `final`, with their
+    variant; empty when no run has them (runs written before metrics were kept)."""
+    from bench.results import TRAIN_METRICS_FILE
+
+    parts = [pd.read_parquet(r / TRAIN_METRICS_FILE) for r in runs if (r / TRAIN_METRICS_FILE).is_file()]
+    if not parts:
+        return pd.DataFrame()
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.merge(final[["trial_id", "variant", "agent"]].drop_duplicates("trial_id"), on="trial_id")
