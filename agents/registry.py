@@ -36,7 +36,8 @@ class AgentEntry:
 
     def agent_class(self) -> type[Agent]:
         module, cls = self.target.split(":")
-        return getattr(importlib.import_module(module), cls)
+        out: type[Agent] = getattr(importlib.import_module(module), cls)
+        return out
 
 
 AGENTS: dict[str, AgentEntry] = {}

@@ -111,7 +111,8 @@ TRIAL_STATE_FORMAT = 1
 
 def _spec_doc(spec: TrialSpec) -> dict[str, Any]:
     """The spec as JSON would give it back, so a saved and a live spec compare equal."""
-    return json.loads(json.dumps(asdict(spec), default=str))
+    out: dict[str, Any] = json.loads(json.dumps(asdict(spec), default=str))
+    return out
 
 
 def _step_dir(folder: Path, step: int) -> Path:

@@ -130,7 +130,8 @@ def load_tokenizer(source: str = DEFAULT_SOURCE) -> PreTrainedTokenizerBase:
             with _quiet_progress():
                 tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer.name_or_path = source_name(source)
-    return tokenizer
+    out: PreTrainedTokenizerBase = tokenizer
+    return out
 
 
 def source_name(source: str) -> str:
@@ -330,7 +331,8 @@ def _random_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    return model
+    out: PreTrainedModel = model
+    return out
 
 
 def _load_hub(

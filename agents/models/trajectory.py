@@ -298,10 +298,12 @@ class TrajectoryModel(nn.Module):
         return x.to(self.embed_timestep.weight.dtype)
 
     def _action(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.embed_action(actions.long() if self.config.discrete else self._float(actions))
+        out: torch.Tensor = self.embed_action(actions.long() if self.config.discrete else self._float(actions))
+        return out
 
     def _time(self, timesteps: torch.Tensor) -> torch.Tensor:
-        return self.embed_timestep(timesteps.clamp(0, self.config.max_timestep - 1))
+        out: torch.Tensor = self.embed_timestep(timesteps.clamp(0, self.config.max_timestep - 1))
+        return out
 
     def embed_steps(
         self,
@@ -332,7 +334,8 @@ class TrajectoryModel(nn.Module):
         if self.config.time_before_ln:
             out: torch.Tensor = self.embed_ln(tokens + time)
             return out
-        return self.embed_ln(tokens) + time
+        after: torch.Tensor = self.embed_ln(tokens) + time
+        return after
 
     def _decode(
         self,

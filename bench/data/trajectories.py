@@ -206,11 +206,13 @@ class TrajectoryDataset:
         csum = np.cumsum(rewards.astype(np.float64))
         end_csum = csum[self.episode_starts[1:] - 1]
         rtg = end_csum[self.episode_index] - csum + rewards
-        return rtg.astype(np.float32)
+        out: np.ndarray = rtg.astype(np.float32)
+        return out
 
     def timesteps(self) -> np.ndarray:
         """Step index within its episode for every transition (N,), int64."""
-        return np.arange(self.num_transitions) - np.repeat(self.episode_starts[:-1], self.episode_lengths)
+        out: np.ndarray = np.arange(self.num_transitions) - np.repeat(self.episode_starts[:-1], self.episode_lengths)
+        return out
 
     def state_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and std of observations (std floored at 1e-6), as in the DT reference code."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -11,7 +12,7 @@ from bench.errors import BenchError
 from bench.tasks import Task
 
 
-def make_env(task: Task) -> gym.Env:
+def make_env(task: Task) -> gym.Env[Any, Any]:
     """The task's evaluation environment with its time limit."""
     import bench.envs  # noqa: F401  (registers bench/Reacher2d-v0)
 
@@ -42,7 +43,7 @@ def make_env(task: Task) -> gym.Env:
     return env
 
 
-def env_factory(task: Task) -> Callable[[], gym.Env]:
+def env_factory(task: Task) -> Callable[[], gym.Env[Any, Any]]:
     return lambda: make_env(task)
 
 

@@ -102,7 +102,8 @@ class KitchenD4RLObservation(gym.ObservationWrapper[np.ndarray, Any, Any], gym.u
 
     def observation(self, observation: Mapping[str, Any]) -> np.ndarray:
         flat = flatten_kitchen_observation(observation["observation"], observation["desired_goal"])
-        return flat[0]
+        out: np.ndarray = flat[0]
+        return out
 
 
 def make_kitchen_env(

@@ -124,7 +124,8 @@ class Reacher2dEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, 240, 240)
         self._renderer.update_scene(self.data)
-        return self._renderer.render()
+        out: np.ndarray | None = self._renderer.render()
+        return out
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -174,9 +174,10 @@ def _intervals(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState
-        return rly.get_interval_estimates(
+        out: tuple[dict[str, Any], dict[str, Any]] = rly.get_interval_estimates(
             data, func, reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed)
         )
+        return out
 
 
 def _one_reward_type(

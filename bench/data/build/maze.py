@@ -93,7 +93,8 @@ class MazeController:
             waypoint = np.asarray(self.maze.cell_rowcol_to_xy(np.array(self.planner.next_cell(here, goal_cell))))
         action = self.recipe.kp * (waypoint - pos) + self.recipe.kd * vel
         action = np.clip(action, -1.0, 1.0) + self.recipe.action_noise * self.rng.standard_normal(2)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        out: np.ndarray = np.clip(action, -1.0, 1.0).astype(np.float32)
+        return out
 
 
 def _make_stream_env(task: Task) -> gym.Env[Any, Any]:

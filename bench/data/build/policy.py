@@ -67,9 +67,11 @@ class GaussianActor:
     def sample(self, obs: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """The SAC policy's own stochastic action for standard-normal draws `eps` (one row per observation)."""
         mu, logstd = self.mean_logstd(obs)
-        return np.tanh(mu + np.exp(logstd) * eps).astype(np.float32)
+        out: np.ndarray = np.tanh(mu + np.exp(logstd) * eps).astype(np.float32)
+        return out
 
     def noisy_mean(self, obs: np.ndarray, eps: np.ndarray, noise_std: float) -> np.ndarray:
         """The deterministic action plus Gaussian noise of std `noise_std`, clipped to the action box."""
         mu, _ = self.mean_logstd(obs)
-        return np.clip(np.tanh(mu) + noise_std * eps, -1.0, 1.0).astype(np.float32)
+        out: np.ndarray = np.clip(np.tanh(mu) + noise_std * eps, -1.0, 1.0).astype(np.float32)
+        return out

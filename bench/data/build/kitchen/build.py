@@ -144,7 +144,7 @@ def controller_success(
 ) -> dict[str, float]:
     """Fraction of `episodes` single-subtask episodes (env seeds seed+0..) in which each subtask is completed."""
     recipe = recipe or KitchenRecipe()
-    env = make_kitchen_env(list(ALL_SUBTASKS), terminate_on_tasks_completed=False)
+    env: gym.Env[Any, Any] = make_kitchen_env(list(ALL_SUBTASKS), terminate_on_tasks_completed=False)
     try:
         demo = KitchenDemonstrator(env, recipe, seed)
         rates = {}

@@ -160,14 +160,16 @@ class Scene:
         _, axis, anchor, kind = self.joint(joint)
         if kind == mujoco.mjtJoint.mjJNT_SLIDE:
             return pos + delta * axis
-        return anchor + _axis_rotation(axis, delta) @ (pos - anchor)
+        out: np.ndarray = anchor + _axis_rotation(axis, delta) @ (pos - anchor)
+        return out
 
     def turned(self, rot: np.ndarray, joint: str, angle: float) -> np.ndarray:
         """An orientation turned about a hinge's axis (unchanged for a slide)."""
         _, axis, _, kind = self.joint(joint)
         if kind == mujoco.mjtJoint.mjJNT_SLIDE:
             return rot
-        return _axis_rotation(axis, angle) @ rot
+        out: np.ndarray = _axis_rotation(axis, angle) @ rot
+        return out
 
     def kettle_grasp(self, flip: bool) -> tuple[Pose, np.ndarray]:
         """The top-handle grasp and its offset from the kettle's position.

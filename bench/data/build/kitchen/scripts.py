@@ -112,12 +112,14 @@ def _fumble(scene: Scene) -> Script:
 
 def _pre_grasp(pos: np.ndarray, rot: np.ndarray, standoff: float, st: SubtaskStyle) -> np.ndarray:
     """The pre-grasp point of this episode's approach path: backed off along the approach axis, moved sideways."""
-    return pos - standoff * st.standoff * rot[:, 2] + rot[:, :2] @ np.asarray(st.lateral)
+    out: np.ndarray = pos - standoff * st.standoff * rot[:, 2] + rot[:, :2] @ np.asarray(st.lateral)
+    return out
 
 
 def _off_centre(pose: Pose, st: SubtaskStyle) -> np.ndarray:
     """Where this episode's imperfect grasp puts the end-effector site."""
-    return pose[0] + pose[1] @ np.asarray(st.grasp)
+    out: np.ndarray = pose[0] + pose[1] @ np.asarray(st.grasp)
+    return out
 
 
 def articulated(scene: Scene, planner: Planner, name: str) -> Script:
