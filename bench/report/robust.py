@@ -172,12 +172,24 @@ def robust_results(final: pd.DataFrame, profile: str, reps: int, seed: int = 0) 
 def _intervals(
     rly: ModuleType, data: dict[str, Any], func: Callable[..., Any], reps: int, seed: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState
-        out: tuple[dict[str, Any], dict[str, Any]] = rly.get_interval_estimates(
-            data, func, reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed)
-        )
+    """rliable's interval estimates, reproducible whatever else has drawn random numbers before.
+
+    Parts of rliable/arch draw from numpy's global generator rather than the RandomState they are given (its
+    independent bootstrap always; and a test report's intervals changed with test order), so the global state
+    is seeded for the call and restored afterwards: the same results give the same intervals, and nothing
+    else's randomness is disturbed.
+    """
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState
+            out: tuple[dict[str, Any], dict[str, Any]] = rly.get_interval_estimates(
+                data, func, reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed)
+            )
         return out
+    finally:
+        np.random.set_state(state)
 
 
 def _one_reward_type(
@@ -344,10 +356,7 @@ def mean_interval(scores: np.ndarray, reps: int, seed: int = 0) -> tuple[float, 
 def difference_interval(x: np.ndarray, y: np.ndarray, reps: int, seed: int = 0) -> tuple[float, float]:
     """95% interval of mean(x) - mean(y), runs of x and y resampled independently within each cell.
 
-    x and y are runs × cells over the same cells (their run counts may differ). rliable's independent
-    bootstrap draws from numpy's global generator rather than the RandomState it is given, so the global
-    state is seeded for the call and restored afterwards: the report stays reproducible and nothing else's
-    randomness is disturbed.
+    x and y are runs × cells over the same cells (their run counts may differ). Reproducible: see `_intervals`.
     """
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if (
@@ -360,12 +369,7 @@ def difference_interval(x: np.ndarray, y: np.ndarray, reps: int, seed: int = 0) 
     ):
         return float("nan"), float("nan")
     rly, _ = _rliable()
-    state = np.random.get_state()
-    try:
-        np.random.seed(seed)
-        _, cis = _intervals(rly, {"d": (a, b)}, _difference_of_means, reps, seed)
-    finally:
-        np.random.set_state(state)
+    _, cis = _intervals(rly, {"d": (a, b)}, _difference_of_means, reps, seed)
     lo, hi = np.ravel(cis["d"])
     return float(lo), float(hi)
 
