@@ -19,7 +19,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,55 +27,6 @@ import pandas as pd
 
 from bench.atomic import FILE_MODE, atomic_write_json, atomic_write_parquet
 from bench.errors import BenchError
-
-EVAL_COLUMNS = [
-    "run",
-    "trial_id",
-    "agent",
-    "variant",
-    "task",
-    "domain",
-    "reward_type",
-    "ratio",
-    "seed",
-    "profile",
-    "step",
-    "rtg_target",
-    "score_mean",
-    "score_std",
-    "return_mean",
-    "return_std",
-    "episodes",
-    "loss",
-    "wall_time_s",
-]
-FINAL_COLUMNS = [
-    "run",
-    "trial_id",
-    "agent",
-    "variant",
-    "task",
-    "domain",
-    "reward_type",
-    "ratio",
-    "seed",
-    "profile",
-    "status",
-    "error",
-    "rtg_target",
-    "final_score",
-    "last_score",
-    "best_score",
-    "target_scores",
-    "steps",
-    "evaluations",
-    "wall_time_s",
-    "params_total",
-    "params_trainable",
-    "dataset_hash",
-    "dataset_source",
-]
-
 
 #: Every metric an agent logged at every logging step (LaMo's decision and language losses, CQL's critic,
 #: actor and temperature losses, the learning rate), one file per trial and one merged per run.
@@ -136,7 +87,7 @@ class FinalRow(TrialKey):
 
 
 def eval_frame(rows: list[EvalRow]) -> pd.DataFrame:
-    frame = pd.DataFrame([asdict(r) for r in rows], columns=EVAL_COLUMNS)
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(EvalRow)])
     return frame.astype({"rtg_target": "float64", "loss": "float64"})
 
 
@@ -147,7 +98,7 @@ def final_frame(rows: list[FinalRow]) -> pd.DataFrame:
         d["extra"] = json.dumps(d["extra"], default=str)
         d["target_scores"] = json.dumps(d["target_scores"])
         records.append(d)
-    frame = pd.DataFrame(records, columns=[*FINAL_COLUMNS, "extra"])
+    frame = pd.DataFrame(records, columns=[f.name for f in fields(FinalRow)])
     return frame.astype(
         {"rtg_target": "float64", "final_score": "float64", "last_score": "float64", "best_score": "float64"}
     )
