@@ -21,11 +21,11 @@ from torch import nn
 import agents.lamo as lamo
 from agents.base import TaskSpec
 from agents.lamo import LAMO_TASK_SETTINGS, LaMoAgent, LaMoConfig, LanguageOnlyPositions
-from agents.lm.backbone import cache_dir, load_tokenizer
+from agents.lm.backbone import cache_dir
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.tasks import TASKS, get_task
-from tests.conftest import PARAGRAPHS
+from tests.conftest import PARAGRAPHS, tiny_gpt2_folder
 from tests.conftest import linear_reacher_dataset as _reacher_dataset
 
 torch.set_num_threads(1)
@@ -258,23 +258,7 @@ def test_full_finetune_trains_the_backbone(dataset: TrajectoryDataset, text_file
 
 
 def test_gpt2_backbone_lora_and_positions(dataset: TrajectoryDataset, text_file: str, lamo_root: Path) -> None:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    folder = lamo_root / "tiny-gpt2"
-    if not folder.is_dir():
-        tokenizer = load_tokenizer("smollm2-135m")
-        torch.manual_seed(0)
-        config = GPT2Config(
-            vocab_size=len(tokenizer),
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            n_positions=64,
-            bos_token_id=tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        GPT2LMHeadModel(config).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+    folder = tiny_gpt2_folder(lamo_root / "tiny-gpt2")
     agent = _agent(dataset, text_file, lm_source=str(folder), lm_layers=None)
     assert agent.lora_target_names == ("c_attn",)
     h, r = 32, 16
