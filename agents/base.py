@@ -79,6 +79,9 @@ class AgentConfig:
     batch_size: int = 64
     learning_rate: float = 1e-4
     weight_decay: float = 1e-4
+    #: Fields this config no longer has but checkpoints of earlier versions hold; loading skips them (they
+    #: configured nothing the agent uses). Anything else unknown in a saved config is still refused.
+    retired_fields: ClassVar[tuple[str, ...]] = ()
 
     def with_overrides(self, overrides: dict[str, Any]) -> Self:
         """A copy with some fields changed, each checked against its declared type first.

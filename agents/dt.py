@@ -97,8 +97,12 @@ class AtariTokenSchedule:
 
 
 @dataclass(frozen=True)
-class DTConfig(AgentConfig):
-    """The paper's DT baseline; `default_config(task)` fills in the task-specific values."""
+class TrajectoryAgentConfig(AgentConfig):
+    """What DT and LaMo share: the training loop, window sampling, embeddings and action head, and evaluation.
+
+    `DTConfig` adds the size of DT's own GPT-2; LaMo's pre-trained backbone decides width, depth and heads itself,
+    so `LaMoConfig` adds its LM settings instead and carries no DT-only fields.
+    """
 
     batch_size: int = 64
     learning_rate: float = 1e-4
@@ -114,10 +118,6 @@ class DTConfig(AgentConfig):
     warmup_tokens: float = 375e6  # experiment-atari/cfgs/config.yaml train.warmup_tokens
     final_tokens: float = 260e9  # experiment-atari/cfgs/config.yaml train.final_tokens
     context_length: int = 20
-    hidden_size: int = 128
-    n_layer: int = 3
-    n_head: int = 1
-    activation: str = "relu"
     dropout: float = 0.1
     mlp_embedding: bool = False
     mlp_head: bool = False
@@ -138,12 +138,27 @@ class DTConfig(AgentConfig):
             raise BenchError(f"adam_eps must be a positive number, got {self.adam_eps}")
 
     def deviations(self) -> list[str]:
-        """Known differences from the DT baseline as LaMo's official code runs it (see agents.models.trajectory
-        for the model and agents.dt.AtariTokenSchedule for the Atari schedule)."""
         out = []
         if self.eval_mode != "window":
             out.append(f"eval_mode {self.eval_mode}: the official evaluation re-encodes the last K steps (window)")
-        if self.lr_schedule == "atari_tokens" and type(self) is DTConfig:  # what default_config gives Atari
+        return out
+
+
+@dataclass(frozen=True)
+class DTConfig(TrajectoryAgentConfig):
+    """The paper's DT baseline; `default_config(task)` fills in the task-specific values."""
+
+    # DT's own randomly initialised GPT-2 (the LaMo paper's DT baseline: 3 layers, 1 head, 128 wide, ReLU).
+    hidden_size: int = 128
+    n_layer: int = 3
+    n_head: int = 1
+    activation: str = "relu"
+
+    def deviations(self) -> list[str]:
+        """Known differences from the DT baseline as LaMo's official code runs it (see agents.models.trajectory
+        for the model and agents.dt.AtariTokenSchedule for the Atari schedule)."""
+        out = super().deviations()
+        if self.lr_schedule == "atari_tokens":  # what default_config gives Atari
             out.append(
                 "Atari DT model vs LaMo's experiment-atari/model.py: theirs adds GPT-2 position embeddings, "
                 "ends the action head in tanh (on logits) and the CNN without tanh, and its GPT2Config "
@@ -261,10 +276,12 @@ class DTAgent(Agent):
 
     name: ClassVar[str] = "dt"
     return_conditioned: ClassVar[bool] = True
-    config: DTConfig
+    #: The config this agent runs on (LaMo: LaMoConfig); __init__ refuses any other.
+    config_class: ClassVar[type[TrajectoryAgentConfig]] = DTConfig
+    config: TrajectoryAgentConfig
 
     @classmethod
-    def default_config(cls, task: Task) -> DTConfig:
+    def default_config(cls, task: Task) -> TrajectoryAgentConfig:
         config = DTConfig(
             batch_size=task.paper.batch_size,
             grad_clip=task.paper.grad_clip,
@@ -283,8 +300,8 @@ class DTAgent(Agent):
         return config
 
     def __init__(self, config: AgentConfig, spec: TaskSpec, device: str = "cpu", seed: int = 0) -> None:
-        if not isinstance(config, DTConfig):
-            raise BenchError(f"{type(self).__name__} needs a DTConfig, got {type(config).__name__}")
+        if not isinstance(config, self.config_class):
+            raise BenchError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         super().__init__(config, spec, device=device, seed=seed)
         obs_dim = int(np.prod(spec.observation_shape))
         self.obs_mean = np.zeros(obs_dim, np.float32)
@@ -305,16 +322,12 @@ class DTAgent(Agent):
 
     def model_config(self) -> TrajectoryModelConfig:
         c = self.config
-        return TrajectoryModelConfig(
+        shape = TrajectoryModelConfig(
             obs_dim=int(np.prod(self.spec.observation_shape)),
             act_dim=self.spec.action_dim,
             discrete=self.spec.discrete,
             context_length=c.context_length,
             max_timestep=c.max_timestep,
-            hidden_size=c.hidden_size,
-            n_layer=c.n_layer,
-            n_head=c.n_head,
-            activation=c.activation,
             dropout=c.dropout,
             mlp_embedding=c.mlp_embedding,
             mlp_head=c.mlp_head,
@@ -323,6 +336,11 @@ class DTAgent(Agent):
             # Pixel tasks: LaMo's Atari code adds time before embed_ln (agents.models.trajectory explains).
             time_before_ln=len(self.spec.observation_shape) == 3,
         )
+        if isinstance(c, DTConfig):  # DT's own GPT-2; a pre-trained backbone (LaMo) brings its own size
+            shape = replace(
+                shape, hidden_size=c.hidden_size, n_layer=c.n_layer, n_head=c.n_head, activation=c.activation
+            )
+        return shape
 
     def build_model(self) -> TrajectoryModel:
         """The sequence model; LaMo overrides this to pass a pre-trained backbone."""

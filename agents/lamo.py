@@ -44,7 +44,7 @@ from torch import nn
 
 from agents.base import AgentConfig, TaskSpec
 from agents.checkpoint import read_checkpoint, write_checkpoint
-from agents.dt import CHECKPOINT_FILE, DTAgent, DTConfig, check_checkpoint_format
+from agents.dt import CHECKPOINT_FILE, DTAgent, TrajectoryAgentConfig, check_checkpoint_format
 from agents.lm.backbone import DEFAULT_SOURCE, BackboneSpec, decoder_of, load_backbone, perplexity
 from agents.lm.corpus import DEFAULT_CORPUS, TokenCorpus, build_corpus
 from agents.models.trajectory import InferenceMode, TrajectoryModel
@@ -123,12 +123,12 @@ def lamo_task_settings(task: Task) -> LaMoTaskSettings:
 
 
 @dataclass(frozen=True)
-class LaMoConfig(DTConfig):
+class LaMoConfig(TrajectoryAgentConfig):
     """LaMo's settings with the paper's defaults (Appendix F, Table 6); `default_config(task)` adds the task's.
 
-    The DT fields `hidden_size`, `n_layer`, `n_head` and `activation` describe DT's own small GPT-2 and are not
-    used: the LM decides width, depth and heads. `dropout` is written into the LM's own dropouts (attention
-    dropout of Llama-style models; all of GPT-2's dropouts, which are 0.1 as pre-trained).
+    The LM decides width, depth and heads, so DT's GPT-2 size fields are not here (checkpoints written while
+    LaMoConfig still carried them load: `retired_fields`). `dropout` is written into the LM's own dropouts
+    (attention dropout of Llama-style models; all of GPT-2's dropouts, which are 0.1 as pre-trained).
 
     `lm_block_size` is the paper's 1024 tokens per text sequence (batch 2). With the full 49k-token SmolLM2 head
     that language pass costs about as much as the decision pass on a CPU; CPU profiles may lower it.
@@ -140,6 +140,8 @@ class LaMoConfig(DTConfig):
 
     `deviations()` lists every known difference of a configuration from the official LaMo run.
     """
+
+    retired_fields: ClassVar[tuple[str, ...]] = ("hidden_size", "n_layer", "n_head", "activation")
 
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
@@ -331,6 +333,7 @@ class LaMoAgent(DTAgent):
     """LaMo agent; see the module docstring."""
 
     name: ClassVar[str] = "lamo"
+    config_class: ClassVar[type[TrajectoryAgentConfig]] = LaMoConfig
     config: LaMoConfig
 
     @classmethod

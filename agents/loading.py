@@ -34,7 +34,8 @@ def _config_from(cls: type[Agent], saved: dict[str, Any], spec: TaskSpec, payloa
             f"checkpoint config is a {saved_type}, but {cls.__name__} on {spec.task} uses a {type(config).__name__}"
         )
     defaults = {f.name: getattr(config, f.name) for f in fields(config)}
-    return config.with_overrides({k: _as_saved(defaults.get(k), v) for k, v in saved.items()})
+    kept = {k: v for k, v in saved.items() if k not in config.retired_fields}
+    return config.with_overrides({k: _as_saved(defaults.get(k), v) for k, v in kept.items()})
 
 
 def variant_of(agent: str, config: dict[str, Any]) -> str:

@@ -11,13 +11,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bench.errors import BenchError, RunInterrupted
+
+if TYPE_CHECKING:
+    from bench.orchestrator import GridPlan
+    from bench.suites import Profile, Suite
+    from bench.trial import TrialResult, TrialSpec
 
 # no_args_is_help is off on purpose: with it, typer prints the whole help panel and then raises; without it,
 # `bench` alone is the one-line "missing command" usage error that main() prints (exit code 2).
@@ -161,6 +166,62 @@ def _check_seeds(flag: str, seeds: list[int] | None) -> None:
             raise BenchError(f"{flag} {seed} is not accepted; use an integer >= 0")
 
 
+def _lamo_switches(
+    lm_source: str | None,
+    lm_layers: int | None,
+    lm_loss: float | None,
+    full_finetune: bool,
+    linear_embeddings: bool,
+    random_init: bool,
+) -> dict[str, Any]:
+    """`bench train`'s LaMo options as config overrides; only the options given, so other agents can refuse them."""
+    switches: dict[str, Any] = {}
+    if lm_source is not None:
+        switches["lm_source"] = lm_source
+    if lm_layers is not None:
+        switches["lm_layers"] = lm_layers
+    if lm_loss is not None:
+        switches["lm_loss_weight"] = lm_loss
+    if full_finetune:
+        switches["full_finetune"] = True
+    if linear_embeddings:
+        switches.update(mlp_embedding=False, mlp_head=False)
+    if random_init:
+        switches["random_init"] = True
+    return switches
+
+
+def _print_trial_result(spec: TrialSpec, result: TrialResult, lamo: bool) -> None:
+    """`bench train`'s human output: one row per evaluation, then the final score line."""
+    f = result.final
+    table = Table(title=f"{spec.agent} on {spec.task} (ratio {spec.ratio:g}, seed {spec.seed})")
+    for col in ("step", "rtg target", "loss", "normalized score", "return", "wall s"):
+        table.add_column(col, justify="right")
+    for r in result.evals:
+        table.add_row(
+            str(r.step),
+            "-" if r.rtg_target is None else f"{r.rtg_target:g}",
+            "-" if r.loss is None else f"{r.loss:.4f}",
+            f"{r.score_mean:.1f} ± {r.score_std:.1f}",
+            f"{r.return_mean:.1f}",
+            f"{r.wall_time_s:.1f}",
+        )
+    console.print(table)
+    target = "-" if f.rtg_target is None else f"{f.rtg_target:g}"
+    console.print(
+        f"final (mean of last {f.extra['report_window']} steps, target {target}): {f.final_score:.1f}   "
+        f"last {f.last_score:.1f}   best {f.best_score:.1f}   params {f.params_total:,} total / "
+        f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
+    )
+    if lamo:
+        console.print(
+            f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
+            f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)"
+        )
+    if f.extra.get("resumed_from_step"):
+        console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
+
+
 @app.command("train")
 def train_cmd(
     agent: Annotated[str, typer.Argument(help="Agent name (dt, cql, bc, iql, td3+bc, lamo, ...).")],
@@ -193,19 +254,7 @@ def train_cmd(
     from bench.results import RunStore, run_dir
     from bench.trial import TrialSpec, run_trial
 
-    switches: dict[str, Any] = {}
-    if lm_source is not None:
-        switches["lm_source"] = lm_source
-    if lm_layers is not None:
-        switches["lm_layers"] = lm_layers
-    if lm_loss is not None:
-        switches["lm_loss_weight"] = lm_loss
-    if full_finetune:
-        switches["full_finetune"] = True
-    if linear_embeddings:
-        switches.update(mlp_embedding=False, mlp_head=False)
-    if random_init:
-        switches["random_init"] = True
+    switches = _lamo_switches(lm_source, lm_layers, lm_loss, full_finetune, linear_embeddings, random_init)
     from agents.registry import get_entry
 
     family = get_entry(agent).family
@@ -242,38 +291,12 @@ def train_cmd(
     result = run_trial(spec, run=name, on_report=progress, trial_dir=store.trial_dir(spec.trial_id), resume=resume)
     store.write_trial(spec.trial_id, result.evals, result.final)
     store.merge()
-    f = result.final
     if as_json:
         from dataclasses import asdict
 
-        _print_json({"final": asdict(f), "evals": [asdict(r) for r in result.evals]})
+        _print_json({"final": asdict(result.final), "evals": [asdict(r) for r in result.evals]})
         return
-    table = Table(title=f"{agent} on {task} (ratio {ratio:g}, seed {seed})")
-    for col in ("step", "rtg target", "loss", "normalized score", "return", "wall s"):
-        table.add_column(col, justify="right")
-    for r in result.evals:
-        table.add_row(
-            str(r.step),
-            "-" if r.rtg_target is None else f"{r.rtg_target:g}",
-            "-" if r.loss is None else f"{r.loss:.4f}",
-            f"{r.score_mean:.1f} ± {r.score_std:.1f}",
-            f"{r.return_mean:.1f}",
-            f"{r.wall_time_s:.1f}",
-        )
-    console.print(table)
-    target = "-" if f.rtg_target is None else f"{f.rtg_target:g}"
-    console.print(
-        f"final (mean of last {f.extra['report_window']} steps, target {target}): {f.final_score:.1f}   "
-        f"last {f.last_score:.1f}   best {f.best_score:.1f}   params {f.params_total:,} total / "
-        f"{f.params_trainable:,} trainable   wall {f.wall_time_s:.1f}s"
-    )
-    if family == "lamo":
-        console.print(
-            f"trainable / total parameters: {f.params_trainable:,} / {f.params_total:,} "
-            f"({100 * f.params_trainable / max(1, f.params_total):.2f}%)"
-        )
-    if f.extra.get("resumed_from_step"):
-        console.print(f"resumed from the checkpoint at step {f.extra['resumed_from_step']}")
+    _print_trial_result(spec, result, lamo=family == "lamo")
     console.print(f"results: {store.root}  checkpoint: {store.trial_dir(spec.trial_id) / 'checkpoint'}")
 
 
@@ -351,6 +374,52 @@ def _split(values: list[str] | None, cast: Any = str) -> list[Any] | None:
     return out
 
 
+def _print_dry_run(run_name: str, s: Suite, p: Profile, plan: GridPlan, as_json: bool) -> None:
+    """`bench run --dry-run`: the grid with its estimated cost (and, as JSON, each trial's settings and
+    deviations); nothing runs."""
+    from bench.orchestrator import estimate_seconds, trial_deviations_of, trial_summary
+
+    est = sum(estimate_seconds(t) for t in plan.trials)
+    deviations = trial_deviations_of(plan.trials) if as_json else {}
+    grid = []
+    for t in plan.trials:
+        row: dict[str, Any] = {
+            "trial_id": t.trial_id,
+            "agent": t.agent,
+            "task": t.task,
+            "ratio": t.ratio,
+            "seed": t.seed,
+            "steps": t.steps,
+            "estimated_s": round(estimate_seconds(t), 1),
+        }
+        if as_json:  # building every config imports the agents (torch, d3rlpy): only when asked for
+            row.update(trial_summary(t), overrides=t.overrides, deviations=deviations[t.trial_id])
+        grid.append(row)
+    doc = {
+        "run": run_name,
+        "suite": s.name,
+        "profile": p.name,
+        "trials": len(plan.trials),
+        "estimated_cpu_core_hours": est / 3600,
+        "skipped_tasks": plan.skipped,
+        "deviations_from_paper": p.deviations(),
+        "grid": grid,
+    }
+    if as_json:
+        _print_json(doc)
+        return
+    table = Table(
+        title=f"{run_name}: {len(plan.trials)} trials, about {est / 3600:.2f} CPU-core hours (rough estimate)"
+    )
+    for col in ("agent", "task", "ratio", "seed", "steps", "est. s"):
+        table.add_column(col)
+    for t in plan.trials:
+        table.add_row(t.agent, t.task, f"{t.ratio:g}", str(t.seed), str(t.steps), f"{estimate_seconds(t):.0f}")
+    console.print(table)
+    for task, why in plan.skipped.items():
+        console.print(f"[yellow]skipped {task}[/yellow]: {why}")
+
+
 @app.command("run")
 def run_cmd(
     suite: Annotated[
@@ -393,14 +462,7 @@ def run_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite's grid of (agent, task, ratio, seed) trials with Ray Tune into results/<run>/."""
-    from bench.orchestrator import (
-        build_grid,
-        build_missing_datasets,
-        estimate_seconds,
-        execute_run,
-        trial_deviations_of,
-        trial_summary,
-    )
+    from bench.orchestrator import build_grid, build_missing_datasets, execute_run
     from bench.results import RunStore, check_run_name, run_dir
     from bench.suites import get_profile, load_suite
 
@@ -427,46 +489,8 @@ def run_cmd(
         device=device,
     )
     run_name = name or f"{s.name}-{p.name}"
-    est = sum(estimate_seconds(t) for t in plan.trials)
     if dry_run:
-        deviations = trial_deviations_of(plan.trials) if as_json else {}
-        grid = []
-        for t in plan.trials:
-            row: dict[str, Any] = {
-                "trial_id": t.trial_id,
-                "agent": t.agent,
-                "task": t.task,
-                "ratio": t.ratio,
-                "seed": t.seed,
-                "steps": t.steps,
-                "estimated_s": round(estimate_seconds(t), 1),
-            }
-            if as_json:  # building every config imports the agents (torch, d3rlpy): only when asked for
-                row.update(trial_summary(t), overrides=t.overrides, deviations=deviations[t.trial_id])
-            grid.append(row)
-        doc = {
-            "run": run_name,
-            "suite": s.name,
-            "profile": p.name,
-            "trials": len(plan.trials),
-            "estimated_cpu_core_hours": est / 3600,
-            "skipped_tasks": plan.skipped,
-            "deviations_from_paper": p.deviations(),
-            "grid": grid,
-        }
-        if as_json:
-            _print_json(doc)
-            return
-        table = Table(
-            title=f"{run_name}: {len(plan.trials)} trials, about {est / 3600:.2f} CPU-core hours (rough estimate)"
-        )
-        for col in ("agent", "task", "ratio", "seed", "steps", "est. s"):
-            table.add_column(col)
-        for t in plan.trials:
-            table.add_row(t.agent, t.task, f"{t.ratio:g}", str(t.seed), str(t.steps), f"{estimate_seconds(t):.0f}")
-        console.print(table)
-        for task, why in plan.skipped.items():
-            console.print(f"[yellow]skipped {task}[/yellow]: {why}")
+        _print_dry_run(run_name, s, p, plan, as_json)
         return
     if not plan.trials:
         raise BenchError(f"suite {s.name} has no runnable trials (skipped: {', '.join(plan.skipped) or 'none'})")

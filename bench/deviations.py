@@ -30,17 +30,6 @@ from bench.suites import PAPER_EVAL_EPISODES, PAPER_EVAL_EVERY, SEEDED_EVALUATIO
 from bench.tasks import Task, get_task
 from bench.trial import TrialSpec
 
-#: The LM sources that are the paper's own (GPT-2 small; gpt2-medium on Kitchen Complete 0.3 / Partial 1).
-PAPER_LM_SOURCES = (
-    "gpt2",
-    "gpt2-medium",
-    "hf:gpt2",
-    "hf:gpt2-medium",
-    "hf:openai-community/gpt2",
-    "hf:openai-community/gpt2-medium",
-)
-#: The language corpus of the official code (experiment-d4rl/run_cotrain.sh, get_nlp_datasets.py).
-PAPER_CORPUS = ("wikitext-103", "wikitext", "wikitext-103-raw-v1")
 #: Config fields the harness checks below, or LaMoConfig.deviations() in its own words (truncated LM, language
 #: batch shape), speak for; the field-by-field comparison skips them so no difference is listed twice.
 _CHECKED_FIELDS = ("lm_source", "lm_corpus", "eval_mode", "amp", "lm_layers", "lm_batch_size", "lm_block_size")
@@ -63,6 +52,15 @@ def budget_deviations(
     return out
 
 
+def _official_lm() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The paper's own LM sources (GPT-2 small; gpt2-medium on Kitchen Complete 0.3 / Partial 1) and corpus
+    (WikiText-103), from LaMo's config module: one list for its deviations() and these checks. Imported only
+    when a config has LM fields, i.e. when agents.lamo is already loaded."""
+    from agents.lamo import OFFICIAL_CORPORA, OFFICIAL_LM_SOURCES
+
+    return OFFICIAL_LM_SOURCES, OFFICIAL_CORPORA
+
+
 def _mentions(config_deviations: list[str], *words: str) -> bool:
     text = " ".join(config_deviations).lower()
     return any(w.lower() in text for w in words)
@@ -77,7 +75,7 @@ def harness_checks(config: Any, config_deviations: list[str]) -> list[str]:
             ("lm_source", "backbone", "smollm", "gpt2"),
             lambda v: (
                 None
-                if v in PAPER_LM_SOURCES
+                if v in _official_lm()[0]
                 else (
                     f"LM backbone {v!r} instead of the paper's GPT-2 (gpt2; gpt2-medium on Kitchen Complete 0.3 and "
                     "Partial 1)" + ("; SmolLM2-135M is a different model family" if "smollm2" in str(v).lower() else "")
@@ -89,7 +87,7 @@ def harness_checks(config: Any, config_deviations: list[str]) -> list[str]:
             ("lm_corpus", "corpus", "wikitext"),
             lambda v: (
                 None
-                if v in PAPER_CORPUS or getattr(config, "lm_loss_weight", 0.0) == 0
+                if v in _official_lm()[1] or getattr(config, "lm_loss_weight", 0.0) == 0
                 else (
                     f'language corpus {v!r} instead of WikiText-103 (lm_corpus = "wikitext-103" needs the `datasets` '
                     "package and the Hugging Face hub)"

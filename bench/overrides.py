@@ -19,7 +19,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Union
 
 from bench.errors import BenchError
@@ -150,51 +150,17 @@ def _convert(value: Any, annotation: Any) -> Any:
     """Check a typed value against an annotation; returns it normalised, raises _Mismatch otherwise."""
     if annotation is Any:
         return value
+    if isinstance(annotation, type) and annotation in _SCALARS:
+        return _SCALARS[annotation](value)
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        # JSON and TOML write 1e6 as a float; an integral float is the integer it spells.
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise _Mismatch
-    if annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise _Mismatch
-    if annotation is str:
-        if isinstance(value, str):
-            return str(value)
-        raise _Mismatch
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in args):
             return value
         raise _Mismatch
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg)
-            except _Mismatch:
-                continue
-        raise _Mismatch
+        return _convert_union(value, args)
     if origin in (tuple, list):
-        if not isinstance(value, list | tuple):
-            raise _Mismatch
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(value) != len(args):
-                raise _Mismatch
-            return tuple(_convert(v, a) for v, a in zip(value, args, strict=True))
-        item = args[0] if args else Any
-        items = [_convert(v, item) for v in value]
-        return tuple(items) if origin is tuple else items
+        return _convert_sequence(value, origin, args)
     if origin is dict or annotation is dict:
         if isinstance(value, Mapping):
             return dict(value)
@@ -204,6 +170,70 @@ def _convert(value: Any, annotation: Any) -> Any:
             return value
         raise _Mismatch
     return value  # an annotation this checker does not model (e.g. a Protocol): leave it to the config
+
+
+def _convert_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _Mismatch
+
+
+def _convert_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    # JSON and TOML write 1e6 as a float; an integral float is the integer it spells.
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise _Mismatch
+
+
+def _convert_float(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise _Mismatch
+
+
+def _convert_str(value: Any) -> str:
+    if isinstance(value, str):
+        return str(value)
+    raise _Mismatch
+
+
+# Exact-type checks for the scalar annotations; bool is its own entry so an int never passes as one (nor a bool
+# as an int).
+_SCALARS: dict[Any, Callable[[Any], Any]] = {
+    bool: _convert_bool,
+    int: _convert_int,
+    float: _convert_float,
+    str: _convert_str,
+}
+
+
+def _convert_union(value: Any, args: tuple[Any, ...]) -> Any:
+    """The first member of an `X | Y | None` the value passes, tried in declaration order."""
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg)
+        except _Mismatch:
+            continue
+    raise _Mismatch
+
+
+def _convert_sequence(value: Any, origin: Any, args: tuple[Any, ...]) -> Any:
+    """A list or tuple, item by item: `tuple[A, B]` by position, `tuple[A, ...]` and `list[A]` throughout."""
+    if not isinstance(value, list | tuple):
+        raise _Mismatch
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(_convert(v, a) for v, a in zip(value, args, strict=True))
+    item = args[0] if args else Any
+    items = [_convert(v, item) for v in value]
+    return tuple(items) if origin is tuple else items
 
 
 def check_overrides(cls: type, overrides: Mapping[str, Any], where: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,11 @@ from bench.results import TRAIN_METRICS_FILE, EvalRow, FinalRow, RunStore
 from bench.tasks import get_task
 
 #: Called after each evaluation with (step, {"loss": .., "score": best mean normalized score over targets}).
+if TYPE_CHECKING:
+    from agents.base import Agent
+    from bench.data.trajectories import TrajectoryDataset
+    from bench.evaluate import EvalResult
+
 ReportCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -196,6 +201,82 @@ def read_trial_state(checkpoint: Path, spec: TrialSpec) -> tuple[int, _Progress]
         raise BenchError(f"cannot read trial checkpoint {file}: {type(e).__name__} {e}") from None
 
 
+def _resume_point(resume: bool | Path, states: Path | None) -> Path | None:
+    """The mid-trial checkpoint to continue from: the one named, the newest in `states`, or None (afresh)."""
+    if isinstance(resume, Path):
+        return resume
+    if not resume:
+        return None
+    if states is None:
+        raise BenchError("resuming a trial needs its trial folder; none was given")
+    return latest_checkpoint(states)
+
+
+def _check_pinned_hash(spec: TrialSpec, full: TrajectoryDataset, task_name: str) -> None:
+    """A run pins each dataset's content hash when it starts; a trial refuses data that changed since."""
+    if spec.dataset_hash is not None and (loaded_hash := full.content_hash()) != spec.dataset_hash:
+        raise BenchError(
+            f"dataset {full.metadata.get('source', task_name)} changed since the run started: content "
+            f"hash {loaded_hash}, the run pinned {spec.dataset_hash}; accepted: the pinned data"
+        )
+
+
+def _write_checkpoint(
+    states: Path, step: int, agent: Agent, progress: _Progress, spec: TrialSpec, start: float
+) -> None:
+    """A whole folder or none: written under a temporary name, renamed, then older ones pruned. The saved
+    elapsed time counts from `start` (perf_counter) up to this save, the agent's state included."""
+    final_dir = _step_dir(states, step)
+    tmp = states / f".{final_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        agent.save_training_state(tmp)
+        progress.elapsed_s = time.perf_counter() - start
+        atomic_write_json(tmp / TRIAL_STATE_FILE, progress.to_doc(spec, step))
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        os.replace(tmp, final_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _clear_checkpoints(states, keep=final_dir)
+
+
+def _eval_index(spec: TrialSpec, step: int) -> int:
+    """Evaluation k (0-based, by its place in the schedule, so a resumed trial keeps the numbering) gets fresh
+    start states that depend only on (seed, k, episode): the same for every agent and target. An evaluation off
+    the schedule would reuse another's start states, so it is refused."""
+    from agents.base import eval_steps
+
+    schedule = eval_steps(spec.steps, spec.eval_every)
+    if step not in schedule:
+        raise BenchError(
+            f"{spec.agent} evaluated at step {step}, which is not in its evaluation schedule "
+            f"(every {spec.eval_every} of {spec.steps} steps); expected one of {schedule[:5]}..."
+        )
+    return schedule.index(step)
+
+
+def _eval_rows(
+    base: dict[str, Any], step: int, results: list[EvalResult], loss: float | None, start: float
+) -> list[EvalRow]:
+    """One result row per return-to-go target of an evaluation; wall time counts from `start` (perf_counter)."""
+    return [
+        EvalRow(
+            **base,
+            step=step,
+            rtg_target=res.target,
+            score_mean=res.mean_score,
+            score_std=float(np.std(res.scores)),
+            return_mean=res.mean_return,
+            return_std=float(np.std(res.returns)),
+            episodes=len(res.returns),
+            loss=loss,
+            wall_time_s=time.perf_counter() - start,
+        )
+        for res in results
+    ]
+
+
 def run_trial(
     spec: TrialSpec,
     run: str = "train",
@@ -217,7 +298,7 @@ def run_trial(
     import pandas as pd
     import torch
 
-    from agents.base import TaskSpec, eval_steps
+    from agents.base import TaskSpec
     from agents.registry import make_agent
     from bench.data.loaders import load_task_dataset
     from bench.data.subsample import subsample
@@ -228,13 +309,7 @@ def run_trial(
     if checkpoint_dir is None and trial_dir is not None:
         checkpoint_dir = trial_dir / "checkpoint"
     states = trial_dir / CHECKPOINTS_DIR if trial_dir is not None else None
-    resume_from: Path | None = None
-    if isinstance(resume, Path):
-        resume_from = resume
-    elif resume:
-        if states is None:
-            raise BenchError("resuming a trial needs its trial folder; none was given")
-        resume_from = latest_checkpoint(states)
+    resume_from = _resume_point(resume, states)
     progress = _Progress()
     start_step = 0
     if resume_from is not None:
@@ -244,11 +319,7 @@ def run_trial(
     start = time.perf_counter() - progress.elapsed_s
     task = get_task(spec.task)
     full = load_task_dataset(task, spec.source)
-    if spec.dataset_hash is not None and (loaded_hash := full.content_hash()) != spec.dataset_hash:
-        raise BenchError(
-            f"dataset {full.metadata.get('source', task.name)} changed since the run started: content "
-            f"hash {loaded_hash}, the run pinned {spec.dataset_hash}; accepted: the pinned data"
-        )
+    _check_pinned_hash(spec, full, task.name)
     data = subsample(full, spec.ratio, spec.seed)
     torch.manual_seed(spec.seed)
     agent = make_agent(
@@ -268,52 +339,18 @@ def run_trial(
         losses[step] = float(metrics.get("loss", float("nan")))
         progress.metrics.append({"step": step, **metrics})
 
-    # Evaluation k (0-based, by its place in the schedule, so a resumed trial keeps the numbering) gets fresh
-    # start states that depend only on (seed, k, episode): the same for every agent and target.
-    schedule = eval_steps(spec.steps, spec.eval_every)
-
     def on_eval(step: int, _agent: Any) -> None:
-        if step not in schedule:
-            raise BenchError(
-                f"{spec.agent} evaluated at step {step}, which is not in its evaluation schedule "
-                f"(every {spec.eval_every} of {spec.steps} steps); expected one of {schedule[:5]}..."
-            )
-        results = evaluate(agent, task, spec.eval_episodes, seed=spec.seed, eval_index=schedule.index(step))
-        for res in results:
-            rows.append(
-                EvalRow(
-                    **base,
-                    step=step,
-                    rtg_target=res.target,
-                    score_mean=res.mean_score,
-                    score_std=float(np.std(res.scores)),
-                    return_mean=res.mean_return,
-                    return_std=float(np.std(res.returns)),
-                    episodes=len(res.returns),
-                    loss=losses.get(step),
-                    wall_time_s=time.perf_counter() - start,
-                )
-            )
-            per_target.setdefault(res.target, []).append((step, res.mean_score))
+        results = evaluate(agent, task, spec.eval_episodes, seed=spec.seed, eval_index=_eval_index(spec, step))
+        added = _eval_rows(base, step, results, losses.get(step), start)
+        rows.extend(added)
+        for row in added:
+            per_target.setdefault(row.rtg_target, []).append((step, row.score_mean))
         if on_report is not None:
             on_report(step, {"loss": losses.get(step, float("nan")), "score": max(r.mean_score for r in results)})
 
     def on_checkpoint(step: int, _agent: Any) -> None:
-        """A whole folder or none: written under a temporary name, renamed, then older ones pruned."""
         assert states is not None
-        final_dir = _step_dir(states, step)
-        tmp = states / f".{final_dir.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            agent.save_training_state(tmp)
-            progress.elapsed_s = time.perf_counter() - start
-            atomic_write_json(tmp / TRIAL_STATE_FILE, progress.to_doc(spec, step))
-            if final_dir.exists():
-                shutil.rmtree(final_dir)
-            os.replace(tmp, final_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        _clear_checkpoints(states, keep=final_dir)
+        _write_checkpoint(states, step, agent, progress, spec, start)
 
     agent.fit(
         data,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -188,3 +189,93 @@ that the plan would be published online so that every citizen could read it befo
 Python is a popular programming language that is easy to learn. It is used for web development, data analysis,
 machine learning and automation. Many beginners start with Python because its syntax is simple and readable.
 """
+
+
+# --- Atari: fake DQN-replay runs and tiny agent settings (tests/test_atari.py, tests/test_agent_contract.py) ---
+
+
+def dqn_replay_arrays(lengths: list[int], seed: int = 0) -> dict[str, np.ndarray]:
+    """DQN-replay arrays of episodes back to back; frame t of the whole array is filled with t % 251 so stacks
+    can be checked."""
+    rng = np.random.default_rng(seed)
+    n = sum(lengths)
+    frames = (np.arange(n) % 251).astype(np.uint8)[:, None, None] * np.ones((1, 84, 84), np.uint8)
+    terminal = np.zeros(n, np.uint8)
+    terminal[np.cumsum(lengths) - 1] = 1
+    return {
+        "observation": frames,
+        "action": rng.integers(0, 6, n).astype(np.int32),
+        "reward": rng.choice([-1.0, 0.0, 0.0, 2.0], n).astype(np.float32),
+        "terminal": terminal,
+    }
+
+
+#: The fake run's checkpoints: (episode lengths, seed). Checkpoint 2 starts with the tail of an episode of 1's
+#: (its last 12 steps end an episode too).
+FAKE_REPLAY_CHECKPOINTS: dict[int, tuple[list[int], int]] = {1: ([7, 40, 35, 12], 1), 2: ([5, 30, 30], 2)}
+
+
+def write_fake_replay(run: Path, checkpoints: tuple[int, ...] = (1, 2)) -> Path:
+    """A tiny DQN-replay run folder (`<game>/<run>`) holding the given FAKE_REPLAY_CHECKPOINTS."""
+    from bench.data.dqn_replay import write_checkpoint
+
+    for index in checkpoints:
+        lengths, seed = FAKE_REPLAY_CHECKPOINTS[index]
+        write_checkpoint(run, index, dqn_replay_arrays(lengths, seed=seed))
+    return run
+
+
+@pytest.fixture
+def replay_dir(tmp_path: Path, data_root: Path) -> Path:
+    """A tiny DQN-replay run: two checkpoints, each starting with the tail of an earlier episode."""
+    return write_fake_replay(tmp_path / "Pong" / "1")
+
+
+#: Per agent: the smallest settings that still train and evaluate on 84x84 frame stacks.
+ATARI_TINY: dict[str, dict[str, Any]] = {
+    "dt": {
+        "n_layer": 1,
+        "n_head": 1,
+        "hidden_size": 32,
+        "batch_size": 4,
+        "context_length": 4,
+        "warmup_steps": 1,
+        "max_timestep": 200,
+    },
+    "lamo": {
+        "lm_layers": 1,
+        "lm_block_size": 8,
+        "lm_batch_size": 1,
+        "batch_size": 2,
+        "context_length": 3,
+        "warmup_steps": 1,
+        "max_timestep": 200,
+    },
+    "cql": {"batch_size": 8},
+    "bc": {"batch_size": 8},
+}
+
+
+def tiny_gpt2_folder(folder: Path) -> Path:
+    """A 2-block, 32-wide random GPT-2 with the SmolLM2 tokenizer, saved as a local model folder (kept if
+    `folder` exists); the global torch random state is left as it was."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from agents.lm.backbone import load_tokenizer
+
+    if not folder.is_dir():
+        tokenizer = load_tokenizer("smollm2-135m")
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            config = GPT2Config(
+                vocab_size=len(tokenizer),
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=64,
+                bos_token_id=tokenizer.eos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            GPT2LMHeadModel(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return folder

@@ -29,7 +29,7 @@ from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.evaluate import episode_seeds, evaluate
 from bench.tasks import get_task
-from tests.conftest import random_reacher_episodes
+from tests.conftest import ATARI_TINY, random_reacher_episodes, write_fake_replay
 
 torch.set_num_threads(1)
 TASK = dataclasses.replace(get_task("reacher2d-medium"), max_episode_steps=12)  # a few env steps per episode
@@ -268,13 +268,10 @@ def test_pixel_agents_round_trip_through_load_agent(
 ) -> None:
     """Atari variants (frame stacks, discrete actions, the discrete d3rlpy configs): fit on tiny fake DQN-replay
     data, save, `load_agent`, same actions. Their evaluation in the real Atari env is in tests/test_atari.py."""
-    from bench.data.dqn_replay import load_dqn_replay, write_checkpoint
-    from tests.test_atari import TINY as ATARI_TINY
-    from tests.test_atari import _episode_arrays
+    from bench.data.dqn_replay import load_dqn_replay
 
     monkeypatch.setenv("LAMO_BENCH_DATA", str(tmp_path / "datasets"))
-    write_checkpoint(tmp_path / "Pong" / "1", 1, _episode_arrays([7, 40, 35, 12], seed=1))
-    data = load_dqn_replay(tmp_path / "Pong" / "1", transitions=None)
+    data = load_dqn_replay(write_fake_replay(tmp_path / "Pong" / "1", checkpoints=(1,)), transitions=None)
     task = get_task("pong-medium")
     spec = TaskSpec.from_task(task, data)
     overrides = {**ATARI_TINY[name], **(lm_setup if name == "lamo" else {})}

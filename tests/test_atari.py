@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,33 +22,10 @@ from bench.envs.factory import env_spaces
 from bench.errors import BenchError
 from bench.evaluate import evaluate
 from bench.tasks import get_task
+from tests.conftest import ATARI_TINY, dqn_replay_arrays
 
 torch.set_num_threads(1)
 PONG = get_task("pong-medium")
-
-
-def _episode_arrays(lengths: list[int], seed: int = 0) -> dict[str, np.ndarray]:
-    """Episodes back to back; frame t of the whole array is filled with t % 251 so stacks can be checked."""
-    rng = np.random.default_rng(seed)
-    n = sum(lengths)
-    frames = (np.arange(n) % 251).astype(np.uint8)[:, None, None] * np.ones((1, 84, 84), np.uint8)
-    terminal = np.zeros(n, np.uint8)
-    terminal[np.cumsum(lengths) - 1] = 1
-    return {
-        "observation": frames,
-        "action": rng.integers(0, 6, n).astype(np.int32),
-        "reward": rng.choice([-1.0, 0.0, 0.0, 2.0], n).astype(np.float32),
-        "terminal": terminal,
-    }
-
-
-@pytest.fixture
-def replay_dir(tmp_path: Path, data_root: Path) -> Path:
-    """A tiny DQN-replay run: two checkpoints, each starting with the tail of an earlier episode."""
-    run = tmp_path / "Pong" / "1"
-    write_checkpoint(run, 1, _episode_arrays([7, 40, 35, 12], seed=1))  # last 12 steps end an episode too
-    write_checkpoint(run, 2, _episode_arrays([5, 30, 30], seed=2))
-    return run
 
 
 def test_replay_loader_keeps_whole_episodes_as_single_frames(replay_dir: Path) -> None:
@@ -69,7 +45,7 @@ def test_replay_loader_keeps_whole_episodes_as_single_frames(replay_dir: Path) -
 
 
 def test_replay_loader_reads_d4rl_atari_layout_and_rejects_bad_input(tmp_path: Path, data_root: Path) -> None:
-    arrays = _episode_arrays([3, 20, 20])
+    arrays = dqn_replay_arrays([3, 20, 20])
     folder = tmp_path / "d4rl" / "10"
     folder.mkdir(parents=True)
     for name, arr in arrays.items():
@@ -91,11 +67,11 @@ def test_default_slice_is_d4rl_atari_medium_as_the_official_buffer_reads_it(data
     from bench.data.loaders import load_task_dataset
 
     run = data_root / "dqn_replay" / "Pong" / "1"
-    write_checkpoint(run, 9, _episode_arrays([11, 25], seed=9))
-    ten = _episode_arrays([6, 30, 20, 9], seed=10)
+    write_checkpoint(run, 9, dqn_replay_arrays([11, 25], seed=9))
+    ten = dqn_replay_arrays([6, 30, 20, 9], seed=10)
     ten["terminal"][-1] = 0  # the last episode continues in checkpoint 11
     write_checkpoint(run, 10, ten)
-    write_checkpoint(run, 11, _episode_arrays([4, 15], seed=11))
+    write_checkpoint(run, 11, dqn_replay_arrays([4, 15], seed=11))
     ds = load_task_dataset(PONG)
     assert ds.metadata["source"] == "dqn_replay:Pong/1" and ds.metadata["dqn_replay_epochs"] == [10]
     # All 65 transitions of checkpoint 10: the leading partial episode (6) and the unfinished last one (9).
@@ -159,30 +135,6 @@ def test_env_is_dqn_preprocessed() -> None:
         env.close()
 
 
-TINY: dict[str, dict[str, Any]] = {
-    "dt": {
-        "n_layer": 1,
-        "n_head": 1,
-        "hidden_size": 32,
-        "batch_size": 4,
-        "context_length": 4,
-        "warmup_steps": 1,
-        "max_timestep": 200,
-    },
-    "lamo": {
-        "lm_layers": 1,
-        "lm_block_size": 8,
-        "lm_batch_size": 1,
-        "batch_size": 2,
-        "context_length": 3,
-        "warmup_steps": 1,
-        "max_timestep": 200,
-    },
-    "cql": {"batch_size": 8},
-    "bc": {"batch_size": 8},
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("agent_name", ["dt", "lamo", "cql", "bc"])
 def test_each_agent_trains_and_evaluates_on_frames(agent_name: str, replay_dir: Path) -> None:
@@ -190,7 +142,7 @@ def test_each_agent_trains_and_evaluates_on_frames(agent_name: str, replay_dir: 
     task = dataclasses.replace(PONG, max_episode_steps=60)  # a few hundred env steps in all
     spec = TaskSpec.from_task(task, ds)
     assert spec.observation_shape == (4, 84, 84) and spec.action_dim == 6 and spec.clip_rewards
-    agent = make_agent(agent_name, task, spec, overrides=TINY[agent_name], seed=0)
+    agent = make_agent(agent_name, task, spec, overrides=ATARI_TINY[agent_name], seed=0)
     losses: list[float] = []
     agent.fit(ds, steps=2, eval_every=2, on_log=lambda _s, m: losses.append(m["loss"]))
     assert len(losses) == 1 and np.isfinite(losses[0])

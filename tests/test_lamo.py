@@ -21,11 +21,11 @@ from torch import nn
 import agents.lamo as lamo
 from agents.base import TaskSpec
 from agents.lamo import LAMO_TASK_SETTINGS, LaMoAgent, LaMoConfig, LanguageOnlyPositions
-from agents.lm.backbone import cache_dir, load_tokenizer
+from agents.lm.backbone import cache_dir
 from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.tasks import TASKS, get_task
-from tests.conftest import PARAGRAPHS
+from tests.conftest import PARAGRAPHS, tiny_gpt2_folder
 from tests.conftest import linear_reacher_dataset as _reacher_dataset
 
 torch.set_num_threads(1)
@@ -258,23 +258,7 @@ def test_full_finetune_trains_the_backbone(dataset: TrajectoryDataset, text_file
 
 
 def test_gpt2_backbone_lora_and_positions(dataset: TrajectoryDataset, text_file: str, lamo_root: Path) -> None:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    folder = lamo_root / "tiny-gpt2"
-    if not folder.is_dir():
-        tokenizer = load_tokenizer("smollm2-135m")
-        torch.manual_seed(0)
-        config = GPT2Config(
-            vocab_size=len(tokenizer),
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            n_positions=64,
-            bos_token_id=tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        GPT2LMHeadModel(config).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+    folder = tiny_gpt2_folder(lamo_root / "tiny-gpt2")
     agent = _agent(dataset, text_file, lm_source=str(folder), lm_layers=None)
     assert agent.lora_target_names == ("c_attn",)
     h, r = 32, 16
@@ -438,3 +422,37 @@ def test_optimizer_and_old_checkpoints(
     torch.save({**old, "format": 1}, tmp_path / "ckpt" / "agent.pt")  # before the official model (format 2)
     with pytest.raises(BenchError, match="format 1, this version reads format 2"):
         agent.load(tmp_path / "ckpt")
+
+
+def test_config_has_no_dt_only_fields(
+    monkeypatch: pytest.MonkeyPatch, dataset: TrajectoryDataset, tmp_path: Path
+) -> None:
+    """LaMoConfig holds only what LaMo reads: DT's GPT-2 size is refused as an override, and a checkpoint written
+    while LaMoConfig still carried those fields (same format 2) loads through `load_agent`, the fields skipped."""
+    from dataclasses import fields
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from agents.dt import DTConfig, TrajectoryAgentConfig
+    from agents.loading import load_agent
+
+    dt_only = {f.name for f in fields(DTConfig)} - {f.name for f in fields(TrajectoryAgentConfig)}
+    assert dt_only == set(LaMoConfig.retired_fields) == {"hidden_size", "n_layer", "n_head", "activation"}
+    assert not dt_only & {f.name for f in fields(LaMoConfig)}
+    with pytest.raises(BenchError, match="unknown LaMoConfig field"):
+        LaMoConfig().with_overrides({"n_layer": 2})
+
+    def tiny_gpt2() -> nn.Module:
+        return GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+
+    agent = _patched_agent(monkeypatch, dataset, tiny_gpt2(), lm_source="gpt2", lora_rank=2)
+    agent.save(tmp_path / "ckpt")
+    monkeypatch.setattr(lamo, "load_backbone", lambda _spec: (tiny_gpt2(), None))  # a fresh LM per agent
+    saved = torch.load(tmp_path / "ckpt" / "agent.pt", weights_only=True)
+    old_config = {**saved["config"], "hidden_size": 128, "n_layer": 3, "n_head": 1, "activation": "relu"}
+    torch.save({**saved, "config": old_config}, tmp_path / "ckpt" / "agent.pt")
+    again = load_agent(tmp_path / "ckpt")
+    assert again.config == agent.config
+    torch.save({**saved, "config": {**saved["config"], "n_layers": 3}}, tmp_path / "ckpt" / "agent.pt")
+    with pytest.raises(BenchError, match="unknown LaMoConfig field"):
+        load_agent(tmp_path / "ckpt")

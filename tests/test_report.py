@@ -30,6 +30,7 @@ from PIL import Image
 
 from bench.errors import BenchError
 from bench.report import build_report
+from bench.report.load import FINAL_REQUIRED
 from bench.report.robust import choose_methods_and_cells
 from bench.report.stats import learning_curves
 from bench.report.tables import PCT_MIN_BASE, format_pct, improvement_pct, rank_marks
@@ -438,23 +439,7 @@ def test_user_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(BenchError, match="has no final.parquet"):
         build_report([tmp_path / "empty"], tmp_path / "out")
-    pd.DataFrame(
-        columns=[
-            "run",
-            "trial_id",
-            "agent",
-            "variant",
-            "task",
-            "domain",
-            "reward_type",
-            "ratio",
-            "seed",
-            "profile",
-            "status",
-            "rtg_target",
-            "final_score",
-        ]
-    ).to_parquet(tmp_path / "empty" / "final.parquet")
+    pd.DataFrame(columns=list(FINAL_REQUIRED)).to_parquet(tmp_path / "empty" / "final.parquet")
     with pytest.raises(BenchError, match="holds no trials"):
         build_report([tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(BenchError, match="reps 0"):

@@ -48,41 +48,17 @@ run_trial(spec, on_report=report, trial_dir=Path(sys.argv[2]))
 """
 
 
-def _tiny_gpt2(folder: Path) -> Path:
-    """A 2-block, 32-wide random GPT-2 with the SmolLM2 tokenizer, saved as a local model folder."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from agents.lm.backbone import load_tokenizer
-
-    if not folder.is_dir():
-        tokenizer = load_tokenizer("smollm2-135m")
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            config = GPT2Config(
-                vocab_size=len(tokenizer),
-                n_embd=32,
-                n_layer=2,
-                n_head=2,
-                n_positions=64,
-                bos_token_id=tokenizer.eos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            GPT2LMHeadModel(config).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    return folder
-
-
 def _spec(agent: str, root: Path) -> TrialSpec:
     overrides: dict[str, Any] = {}
     if agent == "dt":
         overrides = {"batch_size": 8, "warmup_steps": 2}
     elif agent == "lamo":
-        from tests.conftest import PARAGRAPHS
+        from tests.conftest import PARAGRAPHS, tiny_gpt2_folder
 
         text = root / "text.txt"
         text.write_text((PARAGRAPHS + "\n") * 3)
         overrides = {
-            "lm_source": str(_tiny_gpt2(root / "tiny-gpt2")),
+            "lm_source": str(tiny_gpt2_folder(root / "tiny-gpt2")),
             "lm_corpus": str(text),
             "lm_block_size": 32,
             "lm_batch_size": 2,

@@ -44,6 +44,8 @@ from bench.errors import BenchError
 from bench.paths import data_root
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import torch
     from transformers import PreTrainedTokenizerBase
 
@@ -355,7 +357,12 @@ def wikitext_articles(lines: Sequence[str]) -> list[str]:
 
 def python_docs_documents() -> list[str]:
     """The `python-docs` documents, collected in an isolated child Python (`-I`) with no display and no stdin."""
-    source = inspect.getsource(_collect_python_docs) + "\n_collect_python_docs(__import__('sys').argv[1])\n"
+    # The child evaluates no annotations (they name types it never imports) and defines every collector part.
+    source = "\n\n".join(
+        ["from __future__ import annotations"]
+        + [inspect.getsource(f) for f in _PYDOCS_COLLECTOR]
+        + ["_collect_python_docs(__import__('sys').argv[1])\n"]
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     with tempfile.TemporaryDirectory(prefix="lamo-pydocs-") as tmp:
         out = Path(tmp) / "docs.json"
@@ -382,18 +389,15 @@ def python_docs_documents() -> list[str]:
     return docs
 
 
-def _collect_python_docs(out_path: str) -> None:
-    """Runs in the child process (source sent with `python -I -c`), so it imports only the standard library.
+# The collector runs in a child Python that receives these functions' source (`_PYDOCS_COLLECTOR`), so each
+# imports only the standard library, inside its body.
 
-    Writes {"documents": [...], "modules": [...]} as JSON to `out_path`. Documents: each pydoc topic (sorted by
-    name), then one per module (sorted, depth first into packages) joining its docstrings, each distinct
-    docstring kept only where first seen.
-    """
+
+def _pydocs_stdlib_modules() -> list[ModuleType]:
+    """Every importable standard-library module, sorted and depth first into packages, its output swallowed."""
     import contextlib
     import importlib
-    import inspect
     import io
-    import json
     import pkgutil
     import sys
     import warnings
@@ -417,7 +421,7 @@ def _collect_python_docs(out_path: str) -> None:
             or any(p in ("test", "tests", "idle_test") or p.startswith("test_") for p in parts)
         )
 
-    modules = []
+    modules: list[ModuleType] = []
 
     def visit(name: str) -> None:
         if excluded(name):
@@ -436,44 +440,82 @@ def _collect_python_docs(out_path: str) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         for top in sorted(sys.stdlib_module_names):
             visit(top)
+    return modules
 
-    seen: set[str] = set()
 
-    def add(parts: list[str], doc: object) -> None:
-        if isinstance(doc, str):
-            text = inspect.cleandoc(doc).strip()
-            if text and text not in seen:
-                seen.add(text)
-                parts.append(text)
+def _pydocs_add(parts: list[str], doc: object, seen: set[str]) -> None:
+    """Append a docstring, cleaned, unless it is empty or already kept somewhere earlier in the corpus."""
+    import inspect
 
-    def callable_doc(obj: object) -> object:
-        func = getattr(obj, "__func__", obj)  # classmethod / staticmethod
-        if inspect.isfunction(func) or inspect.isbuiltin(func) or inspect.ismethoddescriptor(func):
-            return getattr(func, "__doc__", None)
-        return None
+    if isinstance(doc, str):
+        text = inspect.cleandoc(doc).strip()
+        if text and text not in seen:
+            seen.add(text)
+            parts.append(text)
 
+
+def _pydocs_callable_doc(obj: object) -> object:
+    """A function's, builtin's or method descriptor's docstring (through classmethod / staticmethod), else None."""
+    import inspect
+
+    func = getattr(obj, "__func__", obj)
+    if inspect.isfunction(func) or inspect.isbuiltin(func) or inspect.ismethoddescriptor(func):
+        return getattr(func, "__doc__", None)
+    return None
+
+
+def _pydocs_module_document(module: ModuleType, seen: set[str]) -> str:
+    """One module's docstrings joined: the module's, then each public class (and its public members and
+    `__init__`) or callable, by name; empty when nothing new was found."""
+    import inspect
+
+    parts: list[str] = []
+    _pydocs_add(parts, module.__doc__, seen)
+    for name, obj in sorted(vars(module).items()):
+        if name.startswith("_"):
+            continue
+        if inspect.isclass(obj):
+            _pydocs_add(parts, obj.__doc__, seen)
+            for member, value in sorted(vars(obj).items()):
+                if member.startswith("_") and member != "__init__":
+                    continue
+                _pydocs_add(parts, _pydocs_callable_doc(value), seen)
+        else:
+            _pydocs_add(parts, _pydocs_callable_doc(obj), seen)
+    return "\n\n".join(parts)
+
+
+def _collect_python_docs(out_path: str) -> None:
+    """Runs in the child process (source sent with `python -I -c`), so it imports only the standard library.
+
+    Writes {"documents": [...], "modules": [...]} as JSON to `out_path`. Documents: each pydoc topic (sorted by
+    name), then one per module (sorted, depth first into packages) joining its docstrings, each distinct
+    docstring kept only where first seen.
+    """
+    import json
+
+    modules = _pydocs_stdlib_modules()
     from pydoc_data.topics import topics
 
+    seen: set[str] = set()
     documents: list[str] = []
     for key in sorted(topics):
         parts: list[str] = []
-        add(parts, topics[key])
+        _pydocs_add(parts, topics[key], seen)
         documents.extend(parts)
     for module in modules:
-        parts = []
-        add(parts, module.__doc__)
-        for name, obj in sorted(vars(module).items()):
-            if name.startswith("_"):
-                continue
-            if inspect.isclass(obj):
-                add(parts, obj.__doc__)
-                for member, value in sorted(vars(obj).items()):
-                    if member.startswith("_") and member != "__init__":
-                        continue
-                    add(parts, callable_doc(value))
-            else:
-                add(parts, callable_doc(obj))
-        if parts:
-            documents.append("\n\n".join(parts))
+        document = _pydocs_module_document(module, seen)
+        if document:
+            documents.append(document)
     with open(out_path, "w", encoding="utf-8") as handle:
         json.dump({"documents": documents, "modules": [m.__name__ for m in modules]}, handle)
+
+
+# Everything the child needs, sent as source: the entry point last.
+_PYDOCS_COLLECTOR = (
+    _pydocs_stdlib_modules,
+    _pydocs_add,
+    _pydocs_callable_doc,
+    _pydocs_module_document,
+    _collect_python_docs,
+)

@@ -12,6 +12,7 @@ file):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,35 @@ def _robust(part: Results, profile: str, reps: int, notes: list[str]) -> list[Ro
         return []
     notes.extend(skipped)
     return results
+
+
+def _add_robust_figures(
+    robust: list[RobustResult], colors: dict[str, str], add_figure: Callable[[str, Any, str, str], None]
+) -> None:
+    """The rliable figures (intervals, performance profiles, probability of improvement), when any aggregate
+    was computed."""
+    if not robust:
+        return
+    add_figure(
+        "robust_intervals",
+        figures.robust_intervals(robust, colors),
+        "Robust aggregates (rliable)",
+        "IQM, median, mean and optimality gap per reward type with 95% stratified-bootstrap CIs.",
+    )
+    add_figure(
+        "performance_profiles",
+        figures.performance_profiles(robust, colors),
+        "Performance profiles",
+        "Fraction of runs whose score exceeds each threshold, per reward type, with 95% CIs.",
+    )
+    poi = figures.improvement_probabilities(robust, colors)
+    if poi is not None:
+        add_figure(
+            "probability_of_improvement",
+            poi,
+            "Probability of improvement",
+            "P(LaMo > X) for each other method, per reward type; dashed line: 0.5 (no difference).",
+        )
 
 
 def _profile_section(
@@ -220,27 +250,7 @@ def _profile_section(
                 "CQL's critic/actor/temperature losses), mean ± std over each method's trials: the paper's "
                 "language-retention claim can be read here.",
             )
-        if robust:
-            add_figure(
-                "robust_intervals",
-                figures.robust_intervals(robust, colors),
-                "Robust aggregates (rliable)",
-                "IQM, median, mean and optimality gap per reward type with 95% stratified-bootstrap CIs.",
-            )
-            add_figure(
-                "performance_profiles",
-                figures.performance_profiles(robust, colors),
-                "Performance profiles",
-                "Fraction of runs whose score exceeds each threshold, per reward type, with 95% CIs.",
-            )
-            poi = figures.improvement_probabilities(robust, colors)
-            if poi is not None:
-                add_figure(
-                    "probability_of_improvement",
-                    poi,
-                    "Probability of improvement",
-                    "P(LaMo > X) for each other method, per reward type; dashed line: 0.5 (no difference).",
-                )
+        _add_robust_figures(robust, colors, add_figure)
     return section, info
 
 
