@@ -35,17 +35,27 @@ unit-fast: install
 
 test-fast: lint types unit-fast
 
-# The main job: the sparse suite at the CPU-sized profile, then its report. --build-missing first generates
-# the datasets a fresh clone lacks (Kitchen, PointMaze; Reacher2d's is committed); --resume makes a re-run
-# after a kill finish only the missing trials.
-RUN ?= quick-sparse
-# `bench run` exits 1 when some trials failed: the report is still written (failed trials are listed in it),
-# then make fails with that code; an interrupted run (130/143) or a refused one (2) writes no report.
+# The main job: the sparse suite and the dense MuJoCo suite (dense-mujoco) at the CPU-sized quick profile, one
+# run each, then ONE report over both, so its tables and sparse-vs-dense figure hold both reward types (the
+# paper's Figure 1 domain averages). About an hour on 2 cores from a fresh clone (bench/suites/profiles.toml).
+# Stages: (1) every dataset the two suites lack, built in one pooled stage two at a time (Kitchen, PointMaze,
+# MuJoCo medium; Reacher2d's is committed); (2) `bench run` of each suite, --resume making a re-run after a
+# kill finish only the missing trials; (3) `bench report` over both runs into reports/$(REPORT).
+RUN_SPARSE ?= quick-sparse
+RUN_DENSE ?= quick-dense
+REPORT ?= quick
+# Exit codes: a run that exits 1 (some trials failed) still lets the next stages go on; the report is written
+# (failed trials are listed in it), then the recipe fails with 1. A refused run (2) or an interrupted one
+# (130/143) stops the recipe at once with that code: no report, nor the other suite's run. (make itself exits 2
+# on any failed recipe; its "Error N" line names the code.) tests/test_make_run.py checks this plan.
 run: install
-	status=0; $(VENV)/bin/bench run --suite sparse --profile quick --name $(RUN) --resume --build-missing \
-	  || status=$$?; \
-	if [ $$status -le 1 ]; then $(VENV)/bin/bench report results/$(RUN) --out reports/$(RUN) || exit $$?; fi; \
-	exit $$status
+	$(VENV)/bin/bench data build-missing sparse dense-mujoco || exit $$?; \
+	sparse=0; $(VENV)/bin/bench run --suite sparse --profile quick --name $(RUN_SPARSE) --resume || sparse=$$?; \
+	if [ $$sparse -gt 1 ]; then exit $$sparse; fi; \
+	dense=0; $(VENV)/bin/bench run --suite dense-mujoco --profile quick --name $(RUN_DENSE) --resume || dense=$$?; \
+	if [ $$dense -gt 1 ]; then exit $$dense; fi; \
+	$(VENV)/bin/bench report results/$(RUN_SPARSE) results/$(RUN_DENSE) --out reports/$(REPORT) || exit $$?; \
+	exit $$(( sparse > dense ? sparse : dense ))
 
 clean:
 	rm -rf $(VENV)

@@ -151,6 +151,27 @@ def data_build_cmd(
     )
 
 
+@data_app.command("build-missing")
+def data_build_missing_cmd(
+    suites: Annotated[list[str], typer.Argument(help="Suite names or .toml paths whose tasks need data.")],
+    workers: Annotated[int, typer.Option(help="Builds at once (each is single-threaded).")] = 2,
+) -> None:
+    """Build, `--workers` at a time, the generated datasets the suites' tasks lack (as `bench run
+    --build-missing`, but for several suites at once, so `make run` builds every dataset in one pooled stage
+    instead of one stage per suite). Tasks with any dataset present are left alone; one line per task."""
+    from bench.orchestrator import build_missing_datasets
+    from bench.suites import load_suite
+
+    if workers < 1:
+        raise BenchError(f"--workers {workers} is not accepted; use 1 or more")
+    tasks = list(dict.fromkeys(t for name in suites for t in load_suite(name).tasks))
+    lines = build_missing_datasets(tasks, workers=workers)
+    for line in lines:
+        console.print(line)
+    if not lines:
+        console.print(f"every dataset of {', '.join(tasks)} is present; nothing to build")
+
+
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`--set key=value` pairs as {key: CliText}: the config they go to parses each value by its field's type
     (bench.overrides), so `batch_size=2.5` or `learning_rate=fast` is refused before anything runs."""
@@ -425,7 +446,8 @@ def run_cmd(
     suite: Annotated[
         str,
         typer.Option(
-            help="Suite name (smoke, sparse, dense, mujoco, kitchen, atari, ablations, all) or a path to your own TOML."
+            help="Suite name (smoke, sparse, dense, dense-mujoco, mujoco, kitchen, atari, ablations, all) or a path to "
+            "your own TOML."
         ),
     ] = "smoke",
     profile: Annotated[

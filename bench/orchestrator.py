@@ -118,8 +118,9 @@ def build_grid(
                 raise
             skipped[task] = str(e)
             continue
-        for ratio in ratios or suite.ratios.get(task, get_task(task).sample_ratios):
-            for seed in seeds or list(suite.seeds):
+        # The profile thins the suite's grid (quick: fewer ratios and seeds); command-line lists are taken as given.
+        for ratio in ratios or profile.pick_ratios(suite.ratios.get(task, get_task(task).sample_ratios)):
+            for seed in seeds or profile.pick_seeds(suite.seeds):
                 for agent in chosen_agents:
                     entry = get_entry(agent)
                     trials.append(

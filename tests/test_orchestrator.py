@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -64,10 +65,19 @@ def test_user_suite_file_and_errors(tmp_path: Path) -> None:
 def test_grid_filters_and_missing_data(reacher_data_root: Path) -> None:
     plan = build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt", "bc"])
     assert {t.task for t in plan.trials} == {"reacher2d-medium"}
-    assert len(plan.trials) == 2 * 3 * 3  # agents x paper ratios x seeds
+    assert len(plan.trials) == 2 * 1 * 3  # agents x the lowest paper ratio (quick: max_ratios = 1) x seeds
+    assert {t.ratio for t in plan.trials} == {0.1}
+    full = build_grid(load_suite("sparse"), get_profile("paper"), agents=["dt", "bc"])
+    assert len(full.trials) == 2 * 3 * 3  # agents x paper ratios x seeds
+    thin = dataclasses.replace(get_profile("paper"), max_ratios=2, max_seeds=1)
+    assert [(t.ratio, t.seed) for t in build_grid(load_suite("sparse"), thin, agents=["dt"]).trials] == [
+        (0.1, 0),
+        (0.3, 0),
+    ]
     assert "bench data build kitchen-complete" in plan.skipped["kitchen-complete"]
     assert all(t.steps == 200 and t.eval_episodes == 3 and t.profile == "quick" for t in plan.trials)
     assert len({t.trial_id for t in plan.trials}) == len(plan.trials)
+    # Ratios and seeds named on the command line are taken as given, not thinned by the profile.
     small = build_grid(load_suite("sparse"), get_profile("quick"), agents=["dt"], ratios=[0.3], seeds=[1])
     assert [(t.ratio, t.seed) for t in small.trials] == [(0.3, 1)]
     with pytest.raises(BenchError, match="out of range"):
@@ -92,7 +102,8 @@ def test_dry_run_json(reacher_data_root: Path, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["trials"] == 6 and len(doc["grid"]) == 6
+    assert doc["trials"] == 2 and len(doc["grid"]) == 2  # quick: the lowest paper ratio only
+    assert any("at most 1 sample ratio(s) per task" in d for d in doc["deviations_from_paper"])
     assert doc["estimated_cpu_core_hours"] > 0
     assert not (tmp_path / "results").exists()  # a dry run writes nothing
 

@@ -696,3 +696,42 @@ def test_intervals_do_not_depend_on_global_random_state() -> None:
         np.random.random(global_seed % 7)  # leave the global generator somewhere else each time
         seen.add(mean_interval(scores, reps=200))
     assert len(seen) == 1
+
+
+def test_one_report_over_a_sparse_run_and_a_dense_run(tmp_path: Path) -> None:
+    """`make run`'s shape: one run per suite (sparse, dense), one report; the sparse-vs-dense figure gets both
+    panels, the tables both reward types, and the report keeps both runs' manifests."""
+    sparse = {k: v for k, v in SCORES.items() if k[0] == "kitchen-partial"}
+    dense = {k: v for k, v in SCORES.items() if k[0] == "hopper-medium"}
+    runs = [
+        _write_run(tmp_path / "results", "quick-sparse", "quick", sparse),
+        _write_run(tmp_path / "results", "quick-dense", "quick", dense),
+    ]
+    for run, suite in zip(runs, ("sparse", "dense-mujoco"), strict=True):
+        (run / "manifest.json").write_text(json.dumps({"run": run.name, "suite": {"name": suite}}))
+    out = tmp_path / "quick"
+    summary = build_report(runs, out, reps=REPS)
+    info = summary["profiles"]["quick"]
+    assert sorted(info["runs"]) == sorted(str(r) for r in runs) and info["trials"] == 36
+    panels = pd.read_csv(out / info["figure_data"]["sparse_vs_dense"])
+    assert list(dict.fromkeys(panels["reward_type"])) == ["sparse", "dense"]  # two panels, sparse first
+    mean = panels.set_index(["reward_type", "method"])["mean"]
+    # The tables' Average rows (module docstring): sparse lamo 40 / dt 30 / cql 18.5, dense lamo 63.5 / dt 25 /
+    # cql 81 over 1 of 2 cells.
+    assert mean[("sparse", "lamo")] == pytest.approx(40.0) and mean[("sparse", "dt")] == pytest.approx(30.0)
+    assert mean[("dense", "lamo")] == pytest.approx(63.5) and mean[("dense", "dt")] == pytest.approx(25.0)
+    cells = panels.set_index(["reward_type", "method"])[["cells", "cells_total"]]
+    assert tuple(cells.loc[("dense", "cql")]) == (1, 2) and tuple(cells.loc[("sparse", "cql")]) == (2, 2)
+    assert info["figures"]["sparse_vs_dense"] == [
+        "quick/figures/sparse_vs_dense.png",
+        "quick/figures/sparse_vs_dense.pdf",
+    ]
+    scores = _scores(out, "quick")
+    assert set(scores.loc[scores["row_kind"] == "average", "reward_type"]) == {"sparse", "dense"}
+    assert _row(scores, "hopper-medium", 1.0)["lamo_mean"] == pytest.approx(72.0)
+    for run, suite in zip(runs, ("sparse", "dense-mujoco"), strict=True):
+        kept = json.loads((out / summary["manifests"][run.name]).read_text())
+        assert kept["suite"]["name"] == suite
+    page = (out / "index.html").read_text()
+    assert "manifests/quick-sparse.json" in page and "manifests/quick-dense.json" in page
+    assert "quick/figures/sparse_vs_dense.csv" in page

@@ -111,6 +111,9 @@ def test_profile_cell_overrides_key(tmp_path: Path) -> None:
         ("[p.agents.cql]\nhidden_units = 64\n", ["hidden_units = 64 has the wrong type; expected a list of integers"]),
         ("[p.agents.lamo]\nlm_layers = 0\n", ["[p.agents.lamo]", "lm_layers"]),  # a range check of the config
         ("[p.agents.dqn]\nbatch_size = 8\n", ["p.agents.dqn: unknown agent 'dqn'"]),
+        ("max_ratios = 0\n", ["p.max_ratios = 0 is not accepted; expected an integer >= 1"]),
+        ('max_seeds = "two"\n', ["p.max_seeds = 'two' is not accepted; expected an integer >= 1"]),
+        ("max_seeds = true\n", ["p.max_seeds = True is not accepted; expected an integer >= 1"]),
         (
             '[[p.cell_overrides]]\nagent = "lamo"\ntask = "kitchen"\nset = {}\n',
             ["p.cell_overrides[0].task: unknown task 'kitchen'"],
@@ -134,3 +137,21 @@ def test_bad_profiles_are_one_line_errors(tmp_path: Path, extra: str, needles: l
     path.write_text("[p]\neval_every = 0\neval_episodes = 2\n")
     with pytest.raises(BenchError, match="p.eval_every = 0 is not accepted; expected an integer >= 1"):
         parse_profiles(path)
+
+
+def test_profile_thins_the_grid_and_says_so(tmp_path: Path) -> None:
+    """max_ratios keeps each task's lowest ratios, max_seeds the first seeds; both are run-level deviations."""
+    path = tmp_path / "profiles.toml"
+    path.write_text(PROFILE + "max_ratios = 2\nmax_seeds = 1\n")
+    profile = parse_profiles(path)["p"]
+    assert (profile.max_ratios, profile.max_seeds) == (2, 1)
+    assert profile.pick_ratios((1.0, 0.005, 0.1, 0.01)) == (0.005, 0.01)
+    assert profile.pick_ratios((0.3,)) == (0.3,)
+    assert profile.pick_seeds((4, 0, 1)) == (4,)
+    deviations = profile.deviations()
+    assert "at most 2 sample ratio(s) per task, the suite's lowest, instead of every ratio" in " | ".join(deviations)
+    assert "at most 1 seed(s) per cell instead of the paper's 3" in deviations
+    path.write_text(PROFILE)
+    plain = parse_profiles(path)["p"]
+    assert plain.pick_ratios((1.0, 0.1)) == (1.0, 0.1) and plain.pick_seeds((0, 1, 2)) == (0, 1, 2)
+    assert not any("sample ratio" in d or "seed(s)" in d for d in plain.deviations())

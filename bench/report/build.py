@@ -7,6 +7,8 @@ file):
     <out>/summary.json               what was written, per profile, with notes
     <out>/<profile>/tables/          scores, paper_comparison, failed_trials, robust_* (.md .csv .tex)
     <out>/<profile>/figures/         score_vs_ratio, learning_curves, sparse_vs_dense, robust_* (.png .pdf)
+                                     and sparse_vs_dense.csv, the numbers of that figure's panels
+    <out>/manifests/<run>.json       each input run's manifest (suite, profile, deviations, data hashes), as is
     <out>/<profile>/robust/          rliable numbers (.csv, robust.json)
 """
 
@@ -224,9 +226,12 @@ def _profile_section(
                 "Per task, the normalized final score at each sample ratio (log axis); line: mean over "
                 "seeds, band: ± std. As the paper's Figure 3.",
             )
+            panels = figures.sparse_vs_dense_data(scores.frame, cells, scores.methods)
+            info["figure_data"] = {"sparse_vs_dense": w.csv(f"{p}/figures/sparse_vs_dense.csv", panels)}
+            section.files.append(("Sparse vs dense figure numbers (CSV)", info["figure_data"]["sparse_vs_dense"]))
             add_figure(
                 "sparse_vs_dense",
-                figures.sparse_vs_dense(scores.frame, cells, profile, colors, scores.methods),
+                figures.sparse_vs_dense(panels, profile, colors, scores.methods),
                 "Sparse vs dense reward",
                 "Each method's average final score over the task × ratio cells of each reward type (the "
                 "tables' Average rows); whiskers: mean per-cell std over seeds; hatched: fewer cells.",
@@ -274,12 +279,24 @@ def build_report(runs: list[Path], out: Path, reps: int = 2000) -> dict[str, Any
         section, info = _profile_section(part, profile, w, colors, reps)
         sections.append(section)
         profiles[profile] = info
+    # A report over several runs (make run: one per suite) keeps every run's manifest, so the committed report
+    # says what was run, with which deviations and data, without the results folders.
+    manifests: dict[str, str] = {}
+    for run in results.runs:
+        manifest = run / "manifest.json"
+        if manifest.is_file():
+            manifests[run.name] = w.text(f"manifests/{run.name}.json", manifest.read_text(encoding="utf-8"))
+    for section in sections:
+        section.files += [
+            (f"Manifest of run {name} (JSON)", manifests[name]) for name in section.runs if name in manifests
+        ]
     index = w.text("index.html", render_index(TITLE, sections))
     summary: dict[str, Any] = {
         "out": str(out),
         "index": str(out / index),
         "runs": [str(r) for r in results.runs],
         "reps": reps,
+        "manifests": manifests,
         "profiles": profiles,
     }
     summary["files"] = [str(p) for p in w.written] + [str(out / "summary.json")]

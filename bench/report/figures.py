@@ -235,29 +235,53 @@ def training_metrics(
     return fig
 
 
-def sparse_vs_dense(
-    frame: pd.DataFrame, cells: pd.DataFrame, profile: str, colors: dict[str, str], methods: list[str]
-) -> Figure:
-    """Per reward type, each method's average final score (the tables' Average rows) side by side.
+def sparse_vs_dense_data(frame: pd.DataFrame, cells: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """The numbers of the sparse-vs-dense figure, one row per (reward type, method): its average final score
+    (the tables' Average row), the whisker (mean over cells of the per-cell std over seeds), how many cells
+    that average covers (`cells`) out of the reward type's (`cells_total`). Written next to the figure as CSV,
+    so a run's two panels can be checked without reading pixels."""
+    rows = []
+    for reward in reward_order(frame["reward_type"]):
+        avg = frame[(frame["reward_type"] == reward) & (frame["row_kind"] == "average")].iloc[0]
+        n_rows = int(((frame["reward_type"] == reward) & (frame["row_kind"] == "cell")).sum())
+        sub = cells[(cells["reward_type"] == reward) & (cells["n_ok"] > 0)]
+        for m in methods:
+            value = float(avg[f"{m}_mean"])
+            rows.append(
+                {
+                    "reward_type": reward,
+                    "method": m,
+                    "mean": value,
+                    "spread": math.nan if math.isnan(value) else float(sub.loc[sub["variant"] == m, "std"].mean()),
+                    "cells": 0 if math.isnan(value) else int(avg[f"{m}_n"]),
+                    "cells_total": n_rows,
+                }
+            )
+    return pd.DataFrame(rows, columns=["reward_type", "method", "mean", "spread", "cells", "cells_total"])
+
+
+def sparse_vs_dense(data: pd.DataFrame, profile: str, colors: dict[str, str], methods: list[str]) -> Figure:
+    """Per reward type, each method's average final score (the tables' Average rows) side by side, drawn from
+    `sparse_vs_dense_data`.
 
     Whiskers are the mean over cells of the per-cell std over seeds (typical seed-to-seed spread). Hatched
     bars average fewer cells than the others (the method was not run everywhere).
     """
-    rewards = reward_order(frame["reward_type"])
+    rewards = list(dict.fromkeys(data["reward_type"]))
     fig = Figure(figsize=(max(5.0, 0.8 * len(methods) + 2.0) * len(rewards), 4.4), layout="constrained")
     axes = fig.subplots(1, len(rewards), squeeze=False, sharey=True).ravel()
     for ax, reward in zip(axes, rewards, strict=True):
-        avg = frame[(frame["reward_type"] == reward) & (frame["row_kind"] == "average")].iloc[0]
-        n_rows = int(((frame["reward_type"] == reward) & (frame["row_kind"] == "cell")).sum())
-        sub = cells[(cells["reward_type"] == reward) & (cells["n_ok"] > 0)]
+        panel = data[data["reward_type"] == reward].set_index("method")
+        n_rows = int(panel["cells_total"].iloc[0])
         x = np.arange(len(methods))
         for i, m in enumerate(methods):
-            value = float(avg[f"{m}_mean"])
+            value = float(panel.at[m, "mean"])
             if math.isnan(value):
                 ax.text(i, 0, "not run", ha="center", va="bottom", fontsize=FONT_SIZES["tick"], rotation=90)
                 continue
-            spread = float(sub.loc[sub["variant"] == m, "std"].mean())
-            partial = int(avg[f"{m}_n"]) < n_rows
+            spread = float(panel.at[m, "spread"])
+            n_cells = int(panel.at[m, "cells"])
+            partial = n_cells < n_rows
             ax.bar(
                 i,
                 value,
@@ -274,7 +298,7 @@ def sparse_vs_dense(
                 ax.text(
                     i,
                     value / 2,
-                    f"{int(avg[f'{m}_n'])}/{n_rows}\ncells",
+                    f"{n_cells}/{n_rows}\ncells",
                     ha="center",
                     va="center",
                     fontsize=FONT_SIZES["tick"],

@@ -1,8 +1,10 @@
 """Suites (what to run) and profiles (how much), read from the TOML files in this folder.
 
 A suite lists agents, tasks, sample ratios and seeds; `ratios = "paper"` means each task's own paper ratios
-(bench/tasks.py). A profile scales the budget (steps, evaluation cadence, episodes) and carries per-agent
-config overrides; everything a profile changes relative to the paper is reported as a deviation.
+(bench/tasks.py). A profile scales the budget (steps, evaluation cadence, episodes), may thin the suite's grid
+(`max_ratios`: keep each task's N lowest sample ratios; `max_seeds`: keep the suite's first N seeds) and carries
+per-agent config overrides; everything a profile changes relative to the paper is reported as a deviation.
+Ratios and seeds given on the command line (`bench run --ratios/--seeds`) are taken as they are.
 Users can pass their own suite as a path to a TOML file of the same shape.
 
 Both a profile and a suite may carry per-task or per-cell agent overrides (the paper trains LaMo on GPT-2
@@ -35,6 +37,7 @@ from bench.tasks import get_task
 SUITES_DIR = Path(__file__).resolve().parent
 PAPER_EVAL_EVERY = 2500
 PAPER_EVAL_EPISODES = 20
+PAPER_SEEDS = 3  # "3 seeds 0,1,2" (camera-ready; paper notes), as every packaged suite lists
 #: A deliberate protocol difference every trial shares (bench/evaluate.py explains it).
 SEEDED_EVALUATION = (
     "evaluation start states are seeded per (trial seed, evaluation, episode), identical for "
@@ -80,9 +83,20 @@ class Profile:
     eval_episodes: int
     agent_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     cell_overrides: tuple[CellOverride, ...] = ()
+    # Grid thinning for small budgets; None keeps the suite's every ratio / seed (the paper's grid).
+    max_ratios: int | None = None  # keep each task's N lowest ratios: the low-data regime is the paper's claim
+    max_seeds: int | None = None  # keep the suite's first N seeds
 
     def steps_for(self, task: str) -> int:
         return get_task(task).paper.train_steps if self.steps is None else self.steps
+
+    def pick_ratios(self, ratios: Sequence[float]) -> tuple[float, ...]:
+        """The suite's ratios for one task, thinned to the `max_ratios` lowest (then in ascending order)."""
+        return tuple(ratios) if self.max_ratios is None else tuple(sorted(ratios)[: self.max_ratios])
+
+    def pick_seeds(self, seeds: Sequence[int]) -> tuple[int, ...]:
+        """The suite's seeds, thinned to the first `max_seeds` (in the suite's order)."""
+        return tuple(seeds if self.max_seeds is None else seeds[: self.max_seeds])
 
     def overrides_for(
         self, agent: str, base: str, task: str | None = None, ratio: float | None = None
@@ -104,6 +118,13 @@ class Profile:
             out.append(f"evaluation every {self.eval_every} steps instead of {PAPER_EVAL_EVERY}")
         if self.eval_episodes != PAPER_EVAL_EPISODES:
             out.append(f"{self.eval_episodes} evaluation episodes instead of {PAPER_EVAL_EPISODES}")
+        if self.max_ratios is not None:
+            out.append(
+                f"at most {self.max_ratios} sample ratio(s) per task, the suite's lowest, instead of every ratio "
+                "of the paper's tables"
+            )
+        if self.max_seeds is not None and self.max_seeds < PAPER_SEEDS:
+            out.append(f"at most {self.max_seeds} seed(s) per cell instead of the paper's {PAPER_SEEDS}")
         paper = load_profiles()["paper"]  # settings the paper profile spells out are the paper's
         for agent, overrides in self.agent_overrides.items():
             for key, value in overrides.items():
@@ -308,7 +329,16 @@ def available_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if p.stem != "profiles")
 
 
-PROFILE_KEYS = ("description", "steps", "eval_every", "eval_episodes", "agents", "cell_overrides")
+PROFILE_KEYS = (
+    "description",
+    "steps",
+    "eval_every",
+    "eval_episodes",
+    "max_ratios",
+    "max_seeds",
+    "agents",
+    "cell_overrides",
+)
 SUITE_KEYS = ("description", "agents", "tasks", "seeds", "ratios", "task_ratios", "default_profile", "cell_overrides")
 
 
@@ -336,6 +366,8 @@ def parse_profiles(path: Path) -> dict[str, Profile]:
             eval_every=_positive_int(path, f"{name}.eval_every", d["eval_every"]),
             eval_episodes=_positive_int(path, f"{name}.eval_episodes", d["eval_episodes"]),
             agent_overrides=overrides,
+            max_ratios=_positive_int(path, f"{name}.max_ratios", d["max_ratios"]) if "max_ratios" in d else None,
+            max_seeds=_positive_int(path, f"{name}.max_seeds", d["max_seeds"]) if "max_seeds" in d else None,
             cell_overrides=_cell_overrides(path, name, d.get("cell_overrides", [])),
         )
     return out
