@@ -111,6 +111,13 @@ class Profile:
         """Run-level differences from the paper: budget, overrides the paper profile does not make, and the
         seeded evaluation. Each trial's full list (its agent config's own deviations, the LM, corpus, inference
         mode, autocast and generated data) is `bench.deviations.trial_deviations`, in the run's manifest."""
+        out = self._budget_deviations()
+        out += self._override_deviations()
+        out.append(SEEDED_EVALUATION)
+        return out
+
+    def _budget_deviations(self) -> list[str]:
+        """How much less this profile trains, evaluates and runs than the paper."""
         out = []
         if self.steps is not None:
             out.append(f"training steps {self.steps} instead of the paper's per-task steps (100K; Reacher2d 37.5K)")
@@ -125,6 +132,11 @@ class Profile:
             )
         if self.max_seeds is not None and self.max_seeds < PAPER_SEEDS:
             out.append(f"at most {self.max_seeds} seed(s) per cell instead of the paper's {PAPER_SEEDS}")
+        return out
+
+    def _override_deviations(self) -> list[str]:
+        """Agent and cell settings this profile changes, or leaves out, relative to the paper profile."""
+        out = []
         paper = load_profiles()["paper"]  # settings the paper profile spells out are the paper's
         for agent, overrides in self.agent_overrides.items():
             for key, value in overrides.items():
@@ -144,7 +156,6 @@ class Profile:
                 out.append(
                     f"{o.agent} on {where}: not the paper's " + ", ".join(f"{k} = {v!r}" for k, v in o.values.items())
                 )
-        out.append(SEEDED_EVALUATION)
         return out
 
 
