@@ -382,6 +382,11 @@ class LaMoAgent(DTAgent):
         decoder, _ = decoder_of(lm)
         _set_dropout(decoder, c.dropout)
         wpe = getattr(decoder, "wpe", None)
+        if c.lm_loss_weight > 0 and isinstance(wpe, nn.Embedding) and c.lm_block_size > wpe.num_embeddings:
+            raise BenchError(
+                f"lm_block_size={c.lm_block_size} is longer than the context of LM backbone {c.lm_source!r} "
+                f"({wpe.num_embeddings} positions); set lm_block_size to at most {wpe.num_embeddings}"
+            )
         if isinstance(wpe, nn.Embedding):
             switch = LanguageOnlyPositions(wpe)
             decoder.wpe = switch

@@ -648,6 +648,29 @@ def perf_cmd(
         sys.exit(1)
 
 
+lm_app = typer.Typer(no_args_is_help=False, help="Language-model backbones: pre-train the project's tiny-lm.")
+app.add_typer(lm_app, name="lm")
+
+
+@lm_app.command("pretrain")
+def lm_pretrain_cmd(
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write (replaced when it exists).")] = Path(
+        "agents/lm/tiny_lm"
+    ),
+    steps: Annotated[int, typer.Option(help="Gradient steps of 32 x 256 tokens.")] = 250,
+    seed: Annotated[int, typer.Option(help="Seed: weight init and batch order.")] = 0,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (the shipped checkpoint used 1).")] = 1,
+) -> None:
+    """Pre-train tiny-lm (DT-sized GPT-2, 8k byte-level BPE) on the python-docs corpus; see agents/lm/tiny.py."""
+    import torch
+
+    from agents.lm.tiny import PretrainConfig, pretrain
+
+    torch.set_num_threads(threads)
+    command = f"bench lm pretrain --out {out} --steps {steps} --seed {seed} --threads {threads}"
+    pretrain(out, PretrainConfig(steps=steps, seed=seed), command=command, log=lambda m: print(m, flush=True))
+
+
 def _usage_error_line(e: Exception) -> str:
     """One line for a command-line parsing error, with the command's usage and where to find help.
 

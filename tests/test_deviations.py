@@ -105,12 +105,13 @@ def test_quick_profile_budget_and_config_differences(sparse_data_root: Path) -> 
     lamo = deviations["lamo__reacher2d-medium__r1__s0"]
     assert _has(lamo, "training steps 200 instead of the paper's 37500")
     assert _has(lamo, "3 evaluation episodes instead of 20") and _has(lamo, "evaluation every 100 steps")
-    assert _has(lamo, "LM truncated to its first 2 blocks") and not _has(lamo, "lm_layers = 2")  # listed once
-    assert _has(lamo, "language batches of 1 x 32 tokens") and not _has(lamo, "lm_block_size")
-    assert _has(lamo, "backbone smollm2-135m") and not _has(lamo, "eval_mode cached")  # quick LaMo: window
+    assert not _has(lamo, "LM truncated")  # quick LaMo uses all of tiny-lm's blocks
+    assert _has(lamo, "language batches of 1 x 256 tokens") and not _has(lamo, "lm_block_size")
+    assert _has(lamo, "backbone tiny-lm") and not _has(lamo, "lm_source = ")  # listed once
+    assert not _has(lamo, "eval_mode cached")  # quick LaMo: window
     assert _has(deviations["bc__reacher2d-medium__r1__s0"], "bc: batch_size = 64 instead of")
     quick = get_profile("quick").deviations()
-    assert _has(quick, "lamo: lm_source left at its default instead of the paper's 'gpt2'")
+    assert _has(quick, "lamo: lm_source = 'tiny-lm'")
     assert _has(quick, "kitchen-complete at ratio 0.3: not the paper's lm_source = 'gpt2-medium'")
 
 

@@ -44,8 +44,9 @@ def test_profiles_list_deviations() -> None:
     assert get_profile("paper").deviations() == [SEEDED_EVALUATION]
     quick = get_profile("quick")
     assert any("training steps" in d for d in quick.deviations())
-    assert any("lamo: lm_layers" in d for d in quick.deviations())
-    assert quick.overrides_for("lamo-no-lm-loss", "lamo")["lm_layers"] == 2
+    assert any("lamo: lm_source = 'tiny-lm'" in d for d in quick.deviations())
+    assert quick.overrides_for("lamo-no-lm-loss", "lamo")["lm_source"] == "tiny-lm"  # variants inherit
+    assert quick.overrides_for("lamo-random-init", "lamo")["lm_source"] == "tiny-lm"  # the pre-training control
     with pytest.raises(BenchError, match="unknown profile 'fast'; accepted: paper, quick, smoke"):
         get_profile("fast")
 

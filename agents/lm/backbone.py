@@ -6,6 +6,9 @@ A backbone is chosen by one source string (`BackboneSpec.source`):
   as a Q4_1 GGUF file. transformers dequantizes it to float weights on first use; the converted model and
   its tokenizer are then cached as safetensors under `data_root()/cache/lm/smollm2-135m/` (written to a temp
   folder, then renamed into place), so later loads skip the conversion.
+- `tiny-lm`: the project's own DT-sized GPT-2 (3 layers, width 128, 1 head, 8k byte-level BPE; 1.7M
+  parameters), pre-trained on the python-docs corpus by `bench lm pretrain` and shipped inside the package at
+  `agents/lm/tiny_lm/` (agents/lm/tiny.py says why and how), so it loads offline from any checkout.
 - `gpt2` (the paper's choice) and `gpt2-medium`, or any other hub id written `hf:<owner>/<name>`: loaded
   from the Hugging Face hub (or its local cache). Offline this is a `BenchError` naming the alternatives.
 - a local folder holding a saved transformers model and tokenizer (`save_pretrained` output), or a local
@@ -47,12 +50,15 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from agents.lm.tiny import TINY_LM_DIR, TINY_LM_SOURCE
 from bench.errors import BenchError
 from bench.paths import data_root
 
 DEFAULT_SOURCE = "smollm2-135m"
 HUB_SOURCES: dict[str, str] = {"gpt2": "gpt2", "gpt2-medium": "gpt2-medium"}
 HUB_PREFIX = "hf:"
+# Checkpoints that ship inside this package (a saved transformers folder), by source name.
+PACKAGED_SOURCES: dict[str, Path] = {TINY_LM_SOURCE: TINY_LM_DIR}
 CACHE_FORMAT = 1  # bump when the cache layout or conversion changes: older caches are rebuilt
 
 
@@ -74,7 +80,7 @@ GGUF_SOURCES: dict[str, GgufSource] = {
 class BackboneSpec:
     """Which language model to load and how much of it.
 
-    source: `smollm2-135m` (offline default), `gpt2`, `gpt2-medium`, `hf:<hub id>`, a local model folder or
+    source: `smollm2-135m` (offline default), `tiny-lm`, `gpt2`, `gpt2-medium`, `hf:<hub id>`, a local model folder or
         a local `.gguf` file.
     n_layers: keep only the first N transformer blocks (CPU budgets); None keeps them all.
     random_init: same architecture and tokenizer, freshly initialised weights (the "no pre-training" ablation).
@@ -88,7 +94,7 @@ class BackboneSpec:
 
 
 def accepted_sources() -> str:
-    names = [*GGUF_SOURCES, *HUB_SOURCES]
+    names = [*GGUF_SOURCES, *PACKAGED_SOURCES, *HUB_SOURCES]
     return f"{', '.join(names)}, {HUB_PREFIX}<hub id>, a local model folder or a local .gguf file"
 
 
@@ -136,7 +142,7 @@ def load_tokenizer(source: str = DEFAULT_SOURCE) -> PreTrainedTokenizerBase:
 
 def source_name(source: str) -> str:
     """A short, file-name-safe name for a source: the preset name, the hub id or the local folder/file stem."""
-    if source in GGUF_SOURCES or source in HUB_SOURCES:
+    if source in GGUF_SOURCES or source in HUB_SOURCES or source in PACKAGED_SOURCES:
         return source
     if source.startswith(HUB_PREFIX):
         return _slug(source[len(HUB_PREFIX) :])
@@ -155,6 +161,14 @@ def _resolve(source: str) -> tuple[str, str]:
         raise BenchError(f"empty LM backbone source; accepted: {accepted_sources()}")
     if source in GGUF_SOURCES:
         return "gguf", source
+    if source in PACKAGED_SOURCES:
+        folder = PACKAGED_SOURCES[source]
+        if not (folder / "config.json").is_file():
+            raise BenchError(
+                f"LM backbone {source!r} is missing from this checkout ({folder} has no config.json); rebuild it "
+                f"with `bench lm pretrain --out {folder}` or choose another source ({accepted_sources()})"
+            )
+        return "dir", str(folder)
     if source in HUB_SOURCES:
         return "hub", HUB_SOURCES[source]
     if source.startswith(HUB_PREFIX):
