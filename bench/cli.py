@@ -171,6 +171,9 @@ def data_ship_policy_cmd(
     train_command: Annotated[
         str | None, typer.Option(help="How the work dir was trained, for the card (default: reconstructed).")
     ] = None,
+    allow_outside_band: Annotated[
+        bool, typer.Option(help="Ship a policy whose evaluation falls outside its band (flagged in the card).")
+    ] = False,
 ) -> None:
     """Export a trained work dir's selected policy to datasets/policies/<env>-<phase>.safetensors + card."""
     from bench.data.build.shipped import export_policy
@@ -178,7 +181,13 @@ def data_ship_policy_cmd(
     _check_seeds("--seed", [seed])
     start = time.perf_counter()
     card_path, card = export_policy(
-        env, phase, workdir=workdir, seed=seed, eval_episodes=eval_episodes, train_command=train_command
+        env,
+        phase,
+        workdir=workdir,
+        seed=seed,
+        eval_episodes=eval_episodes,
+        train_command=train_command,
+        allow_outside_band=allow_outside_band,
     )
     ev = card["evaluation"]
     console.print(

@@ -86,7 +86,12 @@ def policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def shipped_hopper(tmp_path: Path, policies: Path) -> dict[str, Any]:
     wd = make_workdir(tmp_path / "build")
-    _, card = export_policy("hopper", "medium", workdir=wd, eval_episodes=4, workers=1)
+    # A random actor is far below the medium band: refused unless shipped knowingly, and flagged then.
+    with pytest.raises(BenchError, match=r"outside its band \[36, 52\]; nothing written .*--allow-outside-band"):
+        export_policy("hopper", "medium", workdir=wd, eval_episodes=4, workers=1)
+    assert not policies.exists() or not list(policies.iterdir())
+    _, card = export_policy("hopper", "medium", workdir=wd, eval_episodes=4, workers=1, allow_outside_band=True)
+    assert card["evaluation"]["in_band"] is False
     return card
 
 
@@ -218,7 +223,7 @@ def test_export_refuses_an_unfinished_phase(tmp_path: Path, policies: Path) -> N
     state["phases"]["medium"]["done"] = False
     (wd / "state.json").write_text(json.dumps(state))
     with pytest.raises(BenchError, match=r"no finished medium phase \(selected step 10000, phase still training"):
-        export_policy("hopper", "medium", workdir=wd, eval_episodes=1, workers=1)
+        export_policy("hopper", "medium", workdir=wd, eval_episodes=1, workers=1, allow_outside_band=True)
     with pytest.raises(BenchError, match=r"no finished expert phase"):
         export_policy("hopper", "expert", workdir=wd, eval_episodes=1, workers=1)
     assert not policies.exists() or not list(policies.iterdir())
@@ -241,7 +246,7 @@ def test_committed_policy_scores_in_its_band(card_path: Path) -> None:
     policy = load_shipped(card["env"], card["phase"])
     task = get_task(f"{card['env']}-medium")
     lo, hi = card["selection"]["band_normalized"]
-    assert lo <= card["evaluation"]["normalized_mean"] <= hi
+    assert card["evaluation"]["in_band"] and lo <= card["evaluation"]["normalized_mean"] <= hi
     result = evaluate(task, policy, card["evaluation"]["seed"], episodes=5)
     assert result["episode_returns"] == pytest.approx(card["evaluation"]["episode_returns"][:5], rel=1e-3)
     slack = 3 * card["evaluation"]["normalized_std"] / np.sqrt(5)

@@ -305,6 +305,14 @@ def rollout(
         assert transitions is not None
         return done_steps >= transitions
 
+    def likely_enough(running: dict[int, Any]) -> bool:
+        """The blocks done and running will probably cover `transitions` (at the done blocks' mean length),
+        so no more are started: only the order of blocks matters for the data, this only saves work."""
+        if transitions is None or not results:
+            return False
+        mean = sum(s.env_steps for _, s in results.values()) / len(results)
+        return (len(results) + len(running)) * mean >= transitions
+
     def more_blocks() -> bool:
         return episodes is None or next_block * BLOCK_EPISODES < episodes
 
@@ -326,7 +334,7 @@ def rollout(
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
                 running: dict[int, Future[tuple[list[RawEpisode], RolloutStats]]] = {}
                 while not enough():
-                    while len(running) < 2 * workers and more_blocks():
+                    while len(running) < 2 * workers and more_blocks() and not (running and likely_enough(running)):
                         running[next_block] = pool.submit(_run_block, *block_args(next_block))
                         next_block += 1
                     # Wait for the oldest block: results are used in order, so it is the one that decides.
@@ -409,12 +417,15 @@ def export_policy(
     workers: int | None = None,
     train_command: str | None = None,
     export_command: str | None = None,
+    allow_outside_band: bool = False,
     progress: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Write `<env>-<phase>.safetensors` and its card from a work dir's selected checkpoint; return the card.
 
-    The weights are written first and the card (holding their sha256) last, each atomically: a kill between
-    the two leaves a pair that `load_shipped` refuses (hash mismatch), never one that loads wrongly.
+    The shipped bytes are evaluated first; a policy whose evaluation falls outside its band is refused unless
+    `allow_outside_band` (then the card says `"in_band": false`). Then the weights are written and the card
+    (holding their sha256) last, each atomically: a kill between the two leaves a pair that `load_shipped`
+    refuses (hash mismatch), never one that loads wrongly.
     """
     from bench.data.build.workdir import default_workdir
     from bench.envs.factory import env_spaces
@@ -452,15 +463,25 @@ def export_policy(
     }
     weights_path, card_path = policy_files(domain, phase)
     data = encode_policy(weights, meta)
-    atomic_write_bytes(weights_path, data)
     digest = hashlib.sha256(data).hexdigest()
     band, target, tolerance = identity["bands"][phase]
     ref = D4RL_V2[domain]
     workers = default_workers() if workers is None else workers
+    # Evaluate the very bytes that will be shipped, before anything is written.
+    shipped_weights, _ = decode_policy(data)
     shipped = ShippedPolicy(
-        domain, phase, weights_path, {"sha256": digest}, NumpyGaussianActor(weights, *bounds), weights
+        domain, phase, weights_path, {"sha256": digest}, NumpyGaussianActor(shipped_weights, *bounds), shipped_weights
     )
     evaluation = evaluate(task, shipped, seed, eval_episodes, workers=workers)
+    in_band = bool(band[0] <= evaluation["normalized_mean"] <= band[1])
+    if not in_band and not allow_outside_band:
+        raise BenchError(
+            f"the {phase} policy of {wd} scores {evaluation['normalized_mean']:.1f} normalized on {eval_episodes} "
+            f"episodes, outside its band [{band[0]:g}, {band[1]:g}]; nothing written (pass --allow-outside-band "
+            "to ship it anyway, flagged in its card)"
+        )
+    evaluation["in_band"] = in_band
+    atomic_write_bytes(weights_path, data)
     card: dict[str, Any] = {
         "format": CARD_FORMAT,
         "file": weights_path.name,
