@@ -35,7 +35,7 @@ HOPPER = get_task("hopper-medium")
 TINY = SacSettings(hidden_units=(32, 32))
 
 
-def make_workdir(root: Path, domain: str = "hopper", obs_dim: int = 11, act_dim: int = 3) -> Path:
+def make_workdir(root: Path, domain: str = "hopper", obs_dim: int = 11, act_dim: int = 3, expert: bool = False) -> Path:
     """A finished medium phase as the trainer leaves it: state.json and the selected policy's state dict."""
     from dataclasses import asdict
 
@@ -72,6 +72,13 @@ def make_workdir(root: Path, domain: str = "hopper", obs_dim: int = 11, act_dim:
             }
         },
     }
+    if expert:
+        save_policy(create_sac(TINY, obs_dim, act_dim, seed=1), wd / "policies" / "expert_step000020000.pt")
+        state["phases"]["expert"] = {  # type: ignore[index]
+            **state["phases"]["medium"],  # type: ignore[index]
+            "step": 20000,
+            "policy": "policies/expert_step000020000.pt",
+        }
     (wd / "state.json").write_text(json.dumps(state))
     return wd
 
@@ -229,7 +236,7 @@ def test_export_refuses_an_unfinished_phase(tmp_path: Path, policies: Path) -> N
     assert not policies.exists() or not list(policies.iterdir())
 
 
-COMMITTED = [p for p in shipped_cards()] if "LAMO_BENCH_POLICIES" not in os.environ else []
+COMMITTED = shipped_cards()
 
 
 @pytest.mark.skipif(not COMMITTED, reason="no policies committed in datasets/policies/ yet")
@@ -251,3 +258,28 @@ def test_committed_policy_scores_in_its_band(card_path: Path) -> None:
     assert result["episode_returns"] == pytest.approx(card["evaluation"]["episode_returns"][:5], rel=1e-3)
     slack = 3 * card["evaluation"]["normalized_std"] / np.sqrt(5)
     assert lo - slack <= result["normalized_mean"] <= hi + slack
+
+
+def test_medium_expert_rolls_out_both_shipped_policies(tmp_path: Path, policies: Path, data_root: Path) -> None:
+    wd = make_workdir(tmp_path / "build", expert=True)
+    for phase in ("medium", "expert"):
+        export_policy("hopper", phase, workdir=wd, eval_episodes=2, workers=1, allow_outside_band=True)
+    medium = build_dataset(get_task("hopper-medium"), transitions=600, progress=False, workers=1)
+    mixed = build_dataset(get_task("hopper-medium-expert"), transitions=600, progress=False, workers=1)
+    card = json.loads((mixed / "card.json").read_text())
+    assert card["transitions"] == 1200 and set(card["behaviour_policy"]) == {"medium", "expert"}
+    assert card["behaviour_policy"]["expert"]["training_steps"] == 20000
+    from bench.data.loaders import load_minari_path
+
+    medium_ds, mixed_ds = load_minari_path(medium), load_minari_path(mixed)
+    first = mixed_ds.select_episodes(np.arange(medium_ds.num_episodes))
+    assert first.content_hash() == medium_ds.content_hash()  # medium half = the medium dataset
+
+
+def test_info_puts_the_mean_next_to_d4rl() -> None:
+    from bench.data.info import d4rl_comparison, d4rl_line
+
+    doc = d4rl_comparison(get_task("hopper-medium-expert"), 71.234)
+    assert doc == {"normalized_mean": 71.23, "d4rl_v2_medium_normalized": 44.3, "d4rl_v2_expert_normalized": 108.0}
+    assert d4rl_line(doc) == "normalized mean 71.2 (D4RL v2 medium 44.3, expert 108)"
+    assert d4rl_comparison(get_task("reacher2d-medium"), 1.0) is None
