@@ -195,7 +195,7 @@ def test_missing_and_corrupt_policies_are_refused(shipped_hopper: dict[str, Any]
     with pytest.raises(BenchError, match=r"no shipped medium policy for hopper: .* ship-policy hopper --phase medium"):
         build_dataset(get_task("hopper-medium"), transitions=100, progress=False)
     # Training settings without --retrain, and medium-replay without a trained work dir: one line each.
-    with pytest.raises(BenchError, match=r"sac_batch_size only apply when training .* add --retrain"):
+    with pytest.raises(BenchError, match=r"settings sac_batch_size only apply when training .* add --retrain"):
         build_dataset(get_task("hopper-medium"), transitions=100, progress=False, sac_batch_size=32)
     with pytest.raises(BenchError, match=r"hopper-medium-replay .* `bench data build hopper-medium-replay --retrain`"):
         build_dataset(get_task("hopper-medium-replay"), progress=False)

@@ -154,7 +154,7 @@ def _locomotion(
     training_only = sorted(k for k in overrides if k not in SHIPPED_OVERRIDES)
     if training_only:
         raise BenchError(
-            f"{', '.join(training_only)} only apply when training the behaviour policy; add --retrain, or drop "
-            f"them to roll out the shipped policy (settings accepted then: {', '.join(SHIPPED_OVERRIDES[:2])})"
+            f"settings {', '.join(training_only)} only apply when training the behaviour policy; add --retrain, "
+            f"or drop them to roll out the shipped policy (settings accepted then: {', '.join(SHIPPED_OVERRIDES[:2])})"
         )
     return build_from_shipped(task, dataset_id, seed, transitions, progress, recipe)
