@@ -82,12 +82,15 @@ def data_info_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Size, episodes, return statistics (raw and normalized) and content hash of a task's dataset."""
-    from bench.data.info import card_digest, dataset_summary
+    from bench.data.info import card_digest, d4rl_comparison, d4rl_line, dataset_summary
     from bench.data.loaders import load_task_dataset, resolve_source, source_path
     from bench.tasks import get_task
 
     t = get_task(task)
     summary = dataset_summary(t, load_task_dataset(t, source))
+    versus = d4rl_comparison(t, summary["normalized_return"]["mean"])
+    if versus is not None:
+        summary["vs_d4rl"] = versus
     chosen = resolve_source(t, source)
     if chosen.kind == "generated":
         # How the generated data compares with the original recipe (statistics next to D4RL's / the paper's).
@@ -103,6 +106,8 @@ def data_info_cmd(
     for key, value in summary.items():
         if key == "card":
             value = f"{value.get('recipe', '')} (full comparison: --json)"
+        elif key == "vs_d4rl":
+            value = d4rl_line(value)
         elif isinstance(value, dict):
             value = "  ".join(f"{k} {v:.2f}" for k, v in value.items())
         table.add_row(key, str(value))
@@ -118,6 +123,9 @@ def data_build_cmd(
     ] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Recipe budget override key=value.")] = None,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when the generated dataset is already there.")] = False,
+    retrain: Annotated[
+        bool, typer.Option(help="MuJoCo: train the behaviour policy here instead of rolling out the shipped one.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a task's dataset here, D4RL-style (behaviour policy + rollouts); resumable after a kill."""
@@ -134,7 +142,12 @@ def data_build_cmd(
         return
     start = time.perf_counter()
     path = build_dataset(
-        t, seed=seed, transitions=transitions, progress=not as_json, **_parse_overrides(overrides or [])
+        t,
+        seed=seed,
+        transitions=transitions,
+        progress=not as_json,
+        retrain=retrain,
+        **_parse_overrides(overrides or []),
     )
     summary = dataset_summary(t, load_task_dataset(t, source="generated"))
     summary["path"] = str(path)
@@ -170,6 +183,45 @@ def data_build_missing_cmd(
         console.print(line)
     if not lines:
         console.print(f"every dataset of {', '.join(tasks)} is present; nothing to build")
+
+
+@data_app.command("ship-policy")
+def data_ship_policy_cmd(
+    env: Annotated[str, typer.Argument(help="hopper, halfcheetah or walker2d.")],
+    phase: Annotated[str, typer.Option(help="medium or expert.")] = "medium",
+    workdir: Annotated[
+        Path | None, typer.Option(help="Training work dir (default: <data root>/build/<env>-seed<seed>/).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the training run, and of the card's evaluation.")] = 0,
+    eval_episodes: Annotated[int, typer.Option(help="Episodes of the card's evaluation.")] = 100,
+    train_command: Annotated[
+        str | None, typer.Option(help="How the work dir was trained, for the card (default: reconstructed).")
+    ] = None,
+    allow_outside_band: Annotated[
+        bool, typer.Option(help="Ship a policy whose evaluation falls outside its band (flagged in the card).")
+    ] = False,
+) -> None:
+    """Export a trained work dir's selected policy to datasets/policies/<env>-<phase>.safetensors + card."""
+    from bench.data.build.shipped import export_policy
+
+    _check_seeds("--seed", [seed])
+    start = time.perf_counter()
+    card_path, card = export_policy(
+        env,
+        phase,
+        workdir=workdir,
+        seed=seed,
+        eval_episodes=eval_episodes,
+        train_command=train_command,
+        allow_outside_band=allow_outside_band,
+    )
+    ev = card["evaluation"]
+    console.print(
+        f"wrote {card_path.with_suffix('.safetensors')} (sha256 {card['sha256']}) and {card_path.name} in "
+        f"{time.perf_counter() - start:.1f}s: step {card['training_steps']}, {ev['episodes']} episodes normalized "
+        f"{ev['normalized_mean']:.1f} ± {ev['normalized_std']:.1f} (band {card['selection']['band_normalized']}, "
+        f"D4RL v2 {card['d4rl_v2_reference_normalized']})"
+    )
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:

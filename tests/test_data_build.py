@@ -271,7 +271,9 @@ def test_reacher_build_is_reproducible_and_resumes_from_its_checkpoint(
 
 @pytest.mark.slow
 def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
-    medium = build_dataset(get_task("hopper-medium"), seed=0, transitions=600, progress=False, **TINY_HOPPER)
+    medium = build_dataset(
+        get_task("hopper-medium"), seed=0, transitions=600, progress=False, retrain=True, **TINY_HOPPER
+    )
     card = _card(medium)
     assert card["transitions"] == 600 and card["training_runs_started_at_steps"] == [0]
     assert card["behaviour_policy"]["medium"]["training_steps"] == 1000
@@ -282,14 +284,16 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
     assert chosen == max((p["confirmed_normalized"] for p in curve), key=lambda x: -abs(x - 99.0))
     assert card["collection"]["medium"]["env_steps_per_s"] > 0
 
-    replay = build_dataset(get_task("hopper-medium-replay"), seed=0, progress=False, **TINY_HOPPER)
+    replay = build_dataset(get_task("hopper-medium-replay"), seed=0, progress=False, retrain=True, **TINY_HOPPER)
     replay_card = _card(replay)
     assert replay_card["training_runs_started_at_steps"] == [0]  # no retraining
     assert replay_card["transitions"] == 1000  # every training step up to the medium checkpoint
     replay_ds = load_minari_path(replay)
     assert replay_ds.timeouts[replay_ds.episode_starts[1:] - 1].any()  # the checkpoint cut is a timeout
 
-    mixed = build_dataset(get_task("hopper-medium-expert"), seed=0, transitions=600, progress=False, **TINY_HOPPER)
+    mixed = build_dataset(
+        get_task("hopper-medium-expert"), seed=0, transitions=600, progress=False, retrain=True, **TINY_HOPPER
+    )
     mixed_card = _card(mixed)
     assert mixed_card["transitions"] == 1200
     assert mixed_card["training_runs_started_at_steps"] == [0, 1000]  # the expert phase continues the run
@@ -300,7 +304,9 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
 
     # After the run has trained on to the expert checkpoint, medium-replay is still the buffer up to the
     # medium checkpoint (D4RL's definition), not everything trained so far.
-    replay_again = _card(build_dataset(get_task("hopper-medium-replay"), seed=0, progress=False, **TINY_HOPPER))
+    replay_again = _card(
+        build_dataset(get_task("hopper-medium-replay"), seed=0, progress=False, retrain=True, **TINY_HOPPER)
+    )
     assert replay_again["transitions"] == 1000 and replay_again["content_hash"] == replay_card["content_hash"]
     # Every card puts its figures next to D4RL v2's.
     assert card["reference"]["d4rl_v2"]["medium_normalized_mean"] == 44.3

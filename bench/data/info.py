@@ -73,6 +73,34 @@ def kitchen_summary(task: Task, dataset: TrajectoryDataset) -> dict[str, Any]:
     return summary
 
 
+def d4rl_comparison(task: Task, normalized_mean: float) -> dict[str, Any] | None:
+    """A locomotion dataset's mean normalized return next to the D4RL v2 figures it is built to resemble.
+
+    D4RL v2 publishes its medium and expert policies' means (`bench.data.build.config.D4RL_V2`); a medium
+    dataset should sit near the first, a medium-expert one between the two, a medium-replay one below the
+    first (it is the training buffer up to that policy). None for tasks without a D4RL locomotion recipe.
+    """
+    from bench.data.build.config import D4RL_V2
+
+    ref = D4RL_V2.get(task.domain)
+    if ref is None:
+        return None
+    doc: dict[str, Any] = {
+        "normalized_mean": round(normalized_mean, 2),
+        "d4rl_v2_medium_normalized": ref.medium_normalized,
+    }
+    if task.dataset == "medium-expert":
+        doc["d4rl_v2_expert_normalized"] = ref.expert_normalized
+    return doc
+
+
+def d4rl_line(doc: dict[str, Any]) -> str:
+    ref = f"D4RL v2 medium {doc['d4rl_v2_medium_normalized']:g}"
+    if "d4rl_v2_expert_normalized" in doc:
+        ref += f", expert {doc['d4rl_v2_expert_normalized']:g}"
+    return f"normalized mean {doc['normalized_mean']:.1f} ({ref})"
+
+
 # Card fields that describe how a generated dataset compares with the original recipe (D4RL's, the paper's).
 CARD_DIGEST_KEYS = ("recipe", "selection_rule", "reference", "differences_from_official", "rewards")
 

@@ -7,6 +7,7 @@ reductions, and so the trained policy and the dataset, repeat bit for bit on a r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,7 @@ def build_dataset(
     workdir: Path | None = None,
     *,
     on_checkpoint: Callable[[int], None] | None = None,
+    retrain: bool = False,
     **budget_overrides: Any,
 ) -> Path:
     """Build the task's generated dataset and return its Minari dataset folder (the one holding `data/`).
@@ -63,6 +65,10 @@ def build_dataset(
     the datasets of one environment. `budget_overrides` set recipe fields (see `bench.data.build.config`,
     e.g. `medium_max_steps=3000`, `sac_hidden_units=(64, 64)`); `on_checkpoint(step)` is called after
     every training checkpoint (tests use it to simulate a killed build).
+
+    Locomotion medium and medium-expert roll out the policies shipped in `datasets/policies/` unless
+    `retrain` (then the behaviour policy is trained in the work dir, as the other recipes always do);
+    medium-replay is a training buffer, so it needs a trained work dir (see `_locomotion`).
     """
     source = _generated_source(task)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -72,6 +78,8 @@ def build_dataset(
     ):
         raise BenchError(f"transitions {transitions!r} is not accepted; use a positive integer")
     with _single_thread():
+        if retrain and task.domain not in LOCOMOTION:
+            raise BenchError(f"--retrain applies to the MuJoCo locomotion tasks only, not {task.name}")
         if task.domain == "reacher2d":
             from bench.data.build.reacher import build_reacher
 
@@ -86,10 +94,9 @@ def build_dataset(
                 on_checkpoint,
             )
         if task.domain in LOCOMOTION:
-            from bench.data.build.locomotion import build_locomotion
-
-            recipe = with_overrides(LocomotionRecipe.for_env(task.domain), budget_overrides)
-            return build_locomotion(task, source.id, seed, transitions, progress, workdir, recipe, on_checkpoint)
+            return _locomotion(
+                task, source.id, seed, transitions, progress, workdir, on_checkpoint, retrain, budget_overrides
+            )
         if task.domain == "pointmaze":
             from bench.data.build.maze import build_maze
 
@@ -114,3 +121,40 @@ def build_dataset(
                 on_checkpoint,
             )
     raise _not_built_here(task)
+
+
+def _locomotion(
+    task: Task,
+    dataset_id: str,
+    seed: int,
+    transitions: int | None,
+    progress: bool,
+    workdir: Path | None,
+    on_checkpoint: Callable[[int], None] | None,
+    retrain: bool,
+    overrides: dict[str, Any],
+) -> Path:
+    """Shipped policy (medium, medium-expert) or training in the work dir (--retrain, and medium-replay)."""
+    from bench.data.build.locomotion import build_locomotion
+    from bench.data.build.shipped import SHIPPED_OVERRIDES, build_from_shipped, replay_needs_training
+    from bench.data.build.workdir import default_workdir
+
+    recipe = with_overrides(LocomotionRecipe.for_env(task.domain), overrides)
+    if retrain:
+        return build_locomotion(task, dataset_id, seed, transitions, progress, workdir, recipe, on_checkpoint)
+    if task.dataset == "medium-replay":
+        # The buffer of a finished training run is reused when it is there (no training happens then).
+        state_path = (workdir or default_workdir(task, seed)) / "state.json"
+        trained = state_path.is_file() and bool(
+            json.loads(state_path.read_text()).get("phases", {}).get("medium", {}).get("done")
+        )
+        if not trained:
+            raise replay_needs_training(task)
+        return build_locomotion(task, dataset_id, seed, transitions, progress, workdir, recipe, on_checkpoint)
+    training_only = sorted(k for k in overrides if k not in SHIPPED_OVERRIDES)
+    if training_only:
+        raise BenchError(
+            f"settings {', '.join(training_only)} only apply when training the behaviour policy; add --retrain, "
+            f"or drop them to roll out the shipped policy (settings accepted then: {', '.join(SHIPPED_OVERRIDES[:2])})"
+        )
+    return build_from_shipped(task, dataset_id, seed, transitions, progress, recipe)

@@ -156,6 +156,9 @@ class LocomotionRecipe:
     # D4RL medium and expert datasets hold 1M transitions each.
     transitions: int = 1_000_000
     n_envs: int = 16
+    # Ours: worker processes rolling out a shipped policy (0: one per CPU core, at most 8); any number gives
+    # the same dataset (bench.data.build.shipped).
+    workers: int = 0
 
     @classmethod
     def for_env(cls, domain: str) -> LocomotionRecipe:
