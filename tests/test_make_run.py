@@ -30,7 +30,10 @@ exit 99
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
 
-def _make_run(tmp_path: Path, **codes: int) -> tuple[int, list[str]]:
+DENSE = "hopper-medium walker2d-medium"
+
+
+def _make_run(tmp_path: Path, dense_tasks: str = DENSE, **codes: int) -> tuple[int, list[str]]:
     """The recipe's exit code (0, or the N of make's "Error N") and the stand-in's calls, in order."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -43,9 +46,14 @@ def _make_run(tmp_path: Path, **codes: int) -> tuple[int, list[str]]:
     log = tmp_path / "calls.log"
     env = {**os.environ, "FAKE_LOG": str(log), **{f"FAKE_{k.upper()}": str(v) for k, v in codes.items()}}
     done = subprocess.run(
-        ["make", "-s", "-C", str(REPO), "run", f"VENV={venv}"], env=env, capture_output=True, text=True, timeout=60
+        ["make", "-s", "-C", str(REPO), "run", f"VENV={venv}", f"DENSE_TASKS={dense_tasks}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     calls = log.read_text().splitlines() if log.exists() else []
+    (tmp_path / "stderr.txt").write_text(done.stderr)
     if done.returncode == 0:
         return 0, calls
     assert done.returncode == 2, done.stderr
@@ -58,11 +66,23 @@ def test_stage_plan_of_a_clean_run(tmp_path: Path) -> None:
     rc, calls = _make_run(tmp_path)
     assert rc == 0
     assert calls == [
-        "data build-missing sparse dense-mujoco",
+        "data build-missing sparse",
         "run --suite sparse --profile quick --name quick-sparse --resume",
-        "run --suite dense-mujoco --profile quick --name quick-dense --resume",
+        f"run --suite dense-mujoco --profile quick --name quick-dense --tasks {DENSE} --resume --build-missing",
         "report results/quick-sparse results/quick-dense --out reports/quick",
     ]
+
+
+def test_without_shipped_policies_the_dense_half_is_skipped_out_loud(tmp_path: Path) -> None:
+    """A fresh clone without behaviour policies still runs the sparse half and reports it, and says so."""
+    rc, calls = _make_run(tmp_path, dense_tasks="")
+    assert rc == 0
+    assert calls == [
+        "data build-missing sparse",
+        "run --suite sparse --profile quick --name quick-sparse --resume",
+        "report results/quick-sparse --out reports/quick",
+    ]
+    assert "dense half skipped: no medium behaviour policy shipped" in (tmp_path / "stderr.txt").read_text()
 
 
 @pytest.mark.parametrize(
