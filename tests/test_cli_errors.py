@@ -40,7 +40,7 @@ def _assert_one_line_error(out: subprocess.CompletedProcess[str], *needles: str)
 
 # One subprocess per row: each is a parser error the old CLI answered with a traceback and exit code 1.
 PARSER_ERRORS = [
-    ((), ["missing command", "accepted: data, eval, perf, report, run, tasks, train", "bench --help"]),
+    ((), ["missing command", "accepted: data, eval, lm, perf, report, run, tasks, train", "bench --help"]),
     (("data",), ["missing command", "accepted: build, build-missing, info", "bench data --help"]),
     (("data", "build-missing", "nope"), ["unknown suite 'nope'", "dense-mujoco"]),
     (("data", "build-missing", "sparse", "--workers", "0"), ["--workers 0 is not accepted; use 1 or more"]),
