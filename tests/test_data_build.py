@@ -316,6 +316,22 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
     )
 
 
+def test_medium_replay_rebuilds_to_the_same_bytes_from_a_fresh_training_run(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """medium-replay is not shipped (it is the training buffer, tens of MB); `--retrain` on another machine must
+    give the same dataset, so the seeded training run itself has to be reproducible, evaluation included."""
+    hashes = []
+    for name in ("first", "second"):
+        root = data_root / name
+        root.mkdir()
+        monkeypatch.setenv("LAMO_BENCH_DATA", str(root))
+        replay = build_dataset(get_task("hopper-medium-replay"), seed=0, progress=False, retrain=True, **TINY_HOPPER)
+        card = _card(replay)
+        hashes.append((card["content_hash"], card["behaviour_policy"]["medium"]["selection"]["selected_normalized"]))
+    assert hashes[0] == hashes[1]
+
+
 @pytest.mark.slow
 def test_pointmaze_stream_is_flat_and_cut_into_timeouts(data_root: Path) -> None:
     task = get_task("pointmaze-umaze")
