@@ -48,6 +48,10 @@ REPORT ?= quick
 # The dense suite runs on the MuJoCo tasks whose medium behaviour policy is shipped in datasets/policies/ (their
 # datasets then build in minutes); without any, the dense half is skipped with a line on stderr, never silently.
 DENSE_TASKS ?= $(patsubst datasets/policies/%.json,%,$(wildcard datasets/policies/*-medium.json))
+# `bench run --tasks` takes one comma list (space-separated names would be extra arguments).
+empty :=
+comma := ,
+DENSE_TASK_LIST = $(subst $(empty) $(empty),$(comma),$(strip $(DENSE_TASKS)))
 # Exit codes: a run that exits 1 (some trials failed) still lets the next stages go on; the report is written
 # (failed trials are listed in it), then the recipe fails with 1. A refused run (2) or an interrupted one
 # (130/143) stops the recipe at once with that code: no report, nor the other suite's run. (make itself exits 2
@@ -58,7 +62,7 @@ run: install
 	if [ $$sparse -gt 1 ]; then exit $$sparse; fi; \
 	runs="results/$(RUN_SPARSE)"; dense=0; \
 	if [ -n "$(strip $(DENSE_TASKS))" ]; then \
-	  $(VENV)/bin/bench run --suite dense-mujoco --profile quick --name $(RUN_DENSE) --tasks $(strip $(DENSE_TASKS)) \
+	  $(VENV)/bin/bench run --suite dense-mujoco --profile quick --name $(RUN_DENSE) --tasks $(DENSE_TASK_LIST) \
 	    --resume --build-missing || dense=$$?; \
 	  if [ $$dense -gt 1 ]; then exit $$dense; fi; \
 	  runs="$$runs results/$(RUN_DENSE)"; \

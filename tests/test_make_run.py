@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU 
 
 
 DENSE = "hopper-medium walker2d-medium"
+DENSE_LIST = "hopper-medium,walker2d-medium"  # what `bench run --tasks` accepts: one comma list
 
 
 def _make_run(tmp_path: Path, dense_tasks: str = DENSE, **codes: int) -> tuple[int, list[str]]:
@@ -68,7 +69,7 @@ def test_stage_plan_of_a_clean_run(tmp_path: Path) -> None:
     assert calls == [
         "data build-missing sparse",
         "run --suite sparse --profile quick --name quick-sparse --resume",
-        f"run --suite dense-mujoco --profile quick --name quick-dense --tasks {DENSE} --resume --build-missing",
+        f"run --suite dense-mujoco --profile quick --name quick-dense --tasks {DENSE_LIST} --resume --build-missing",
         "report results/quick-sparse results/quick-dense --out reports/quick",
     ]
 
