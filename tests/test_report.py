@@ -173,7 +173,7 @@ def test_rank_and_improvement_rules() -> None:
     assert rank_marks({"a": 10.0, "b": 6.0}, {"a": (25 / 3, 12.0), "b": (4.0, 8.333333333333332)}) == ([], ["a", "b"])
     assert improvement_pct(55.0, -10.0) == pytest.approx(650.0)
     assert math.isnan(improvement_pct(5.0, 0.0))
-    # The committed quick-sparse report's pointmaze-medium 0.1 row: +1397.6% over DT's -0.7 is no longer shown.
+    # The old quick-sparse report's pointmaze-medium 0.1 row: +1397.6% over DT's -0.7 is no longer shown.
     assert PCT_MIN_BASE == 5.0 and math.isnan(improvement_pct(8.8, -0.7))
     assert format_pct(improvement_pct(8.8, -0.7), 8.8, -0.7) == "n/a (|DT| < 5)"
     assert improvement_pct(6.0, -5.0) == pytest.approx(220.0) and format_pct(220.0, 6.0, -5.0) == "+220.0%"
