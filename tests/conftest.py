@@ -279,3 +279,16 @@ def tiny_gpt2_folder(folder: Path) -> Path:
             GPT2LMHeadModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return folder
+
+
+def bench_in_process(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run the `bench` entry point in this process and return its exit code (a subprocess would re-import torch
+    for seconds)."""
+    from bench.cli import main
+
+    monkeypatch.setattr("sys.argv", ["bench", *args])
+    try:
+        main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

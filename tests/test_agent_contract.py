@@ -29,7 +29,7 @@ from bench.data.trajectories import TrajectoryDataset
 from bench.errors import BenchError
 from bench.evaluate import episode_seeds, evaluate
 from bench.tasks import get_task
-from tests.conftest import ATARI_TINY, random_reacher_episodes, write_fake_replay
+from tests.conftest import ATARI_TINY, bench_in_process, random_reacher_episodes, write_fake_replay
 
 torch.set_num_threads(1)
 TASK = dataclasses.replace(get_task("reacher2d-medium"), max_episode_steps=12)  # a few env steps per episode
@@ -198,18 +198,6 @@ def test_write_checkpoint_refuses_payloads_without_metadata(tmp_path: Path) -> N
     assert not any(tmp_path.iterdir())
 
 
-def _bench(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """Run the `bench` entry point in this process (a subprocess would re-import torch for seconds)."""
-    from bench.cli import main
-
-    monkeypatch.setattr("sys.argv", ["bench", *args])
-    try:
-        main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 @pytest.mark.slow
 def test_bench_eval_rescores_a_saved_agent(
     dataset: TrajectoryDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -224,14 +212,14 @@ def test_bench_eval_rescores_a_saved_agent(
         agent.save(tmp_path / name / "checkpoint")
     direct = evaluate(load_agent(tmp_path / "bc"), task, episodes=2, seed=4)
 
-    assert _bench(monkeypatch, "eval", str(tmp_path / "bc"), "--episodes", "2", "--json") == 0
+    assert bench_in_process(monkeypatch, "eval", str(tmp_path / "bc"), "--episodes", "2", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["agent"] == doc["variant"] == "bc" and doc["task"] == task.name and doc["seed"] == 4  # its seed
     assert [r["target"] for r in doc["results"]] == [None]
     assert doc["results"][0]["returns"] == list(direct[0].returns)  # the same episodes as evaluate()
 
     assert (
-        _bench(
+        bench_in_process(
             monkeypatch,
             "eval",
             str(tmp_path / "dt" / "checkpoint"),
@@ -249,15 +237,15 @@ def test_bench_eval_rescores_a_saved_agent(
     assert [r["target"] for r in doc["results"]] == [10.0, 20.0] and doc["seed"] == 1
     assert all(r["seeds"] == episode_seeds(1, 1) for r in doc["results"])
 
-    assert _bench(monkeypatch, "eval", str(tmp_path / "dt"), "--episodes", "1", "--targets", "10") == 0
+    assert bench_in_process(monkeypatch, "eval", str(tmp_path / "dt"), "--episodes", "1", "--targets", "10") == 0
     out = capsys.readouterr().out
     assert "dt on reacher2d-medium" in out and "normalized score" in out
 
     for bad, message in ((tmp_path / "nowhere", "no checkpoint at"), (tmp_path, "holds no .pt file")):
-        assert _bench(monkeypatch, "eval", str(bad)) == 2
+        assert bench_in_process(monkeypatch, "eval", str(bad)) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
-    assert _bench(monkeypatch, "eval", str(tmp_path / "bc"), "--episodes", "0") == 2
+    assert bench_in_process(monkeypatch, "eval", str(tmp_path / "bc"), "--episodes", "0") == 2
     assert "--episodes 0" in capsys.readouterr().err
 
 
@@ -301,5 +289,5 @@ def test_lamo_switches_are_refused_for_other_families(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ("train", "dt", "reacher2d-medium", "--ratio", "1", "--seed", "0", "--steps", "1", "--lm-layers", "1")
-    assert _bench(monkeypatch, *args) == 2
+    assert bench_in_process(monkeypatch, *args) == 2
     assert "apply to lamo agents only, not 'dt'" in capsys.readouterr().err

@@ -319,8 +319,9 @@ def test_locomotion_datasets_share_one_training_run(data_root: Path) -> None:
 def test_medium_replay_rebuilds_to_the_same_bytes_from_a_fresh_training_run(
     data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """medium-replay is not shipped (it is the training buffer, tens of MB); `--retrain` on another machine must
-    give the same dataset, so the seeded training run itself has to be reproducible, evaluation included."""
+    """medium-replay is not shipped (it is the training buffer, about 10 MB per environment); `--retrain` must give
+    the same dataset again, so the seeded training run itself has to be reproducible, evaluation included (on one
+    machine: another CPU may round differently)."""
     hashes = []
     for name in ("first", "second"):
         root = data_root / name

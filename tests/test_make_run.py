@@ -7,6 +7,7 @@ no report. GNU make itself exits 2 whenever a recipe fails and names the recipe'
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import bench_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_BENCH = """#!/bin/sh
@@ -72,6 +75,23 @@ def test_stage_plan_of_a_clean_run(tmp_path: Path) -> None:
         f"run --suite dense-mujoco --profile quick --name quick-dense --tasks {DENSE_LIST} --resume --build-missing",
         "report results/quick-sparse results/quick-dense --out reports/quick",
     ]
+
+
+def test_the_real_bench_accepts_the_dense_call_the_recipe_makes(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stand-in accepts any arguments, so check the recipe's dense call against the real parser: with two
+    policies shipped, space-separated task names were refused as extra arguments and stopped `make run`."""
+    rc, calls = _make_run(tmp_path)
+    assert rc == 0
+    dense = calls[2].split()
+    assert dense[:3] == ["run", "--suite", "dense-mujoco"] and dense[-2:] == ["--resume", "--build-missing"]
+    monkeypatch.setenv("LAMO_BENCH_RESULTS", str(tmp_path / "results"))
+    capsys.readouterr()
+    assert bench_in_process(monkeypatch, *dense[:-2], "--dry-run", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)
+    # Empty data root: both tasks are parsed, planned and skipped for lack of data (not refused).
+    assert sorted(plan["skipped_tasks"]) == DENSE.split()
 
 
 def test_without_shipped_policies_the_dense_half_is_skipped_out_loud(tmp_path: Path) -> None:
