@@ -32,8 +32,18 @@ from bench.errors import BenchError
 from bench.report import build_report
 from bench.report.load import FINAL_REQUIRED
 from bench.report.robust import choose_methods_and_cells
-from bench.report.stats import learning_curves
-from bench.report.tables import PCT_MIN_BASE, format_pct, improvement_pct, rank_marks
+from bench.report.stats import curve_change, learning_curves
+from bench.report.tables import (
+    FALLING,
+    NO_CHANGE,
+    NO_VERDICT,
+    PCT_MIN_BASE,
+    RISING,
+    change_verdict,
+    format_pct,
+    improvement_pct,
+    rank_marks,
+)
 
 REPS = 200
 SCORES: dict[tuple[str, float, str], list[float]] = {
@@ -377,6 +387,53 @@ def test_learning_curves_use_chosen_target(report: Built) -> None:
     assert (last["mean"], last["n"]) == (pytest.approx(50.0), 3)  # the other target scored 0 throughout
     cql = curves[(curves["variant"] == "cql") & (curves["task"] == "hopper-medium") & (curves["ratio"] == 1.0)]
     assert set(cql["n"]) == {2}  # the failed seed is not part of the curve
+
+
+def test_curve_change_flags_curves_still_rising(report: Built) -> None:
+    """Every synthetic curve climbs by 10 between its last two evaluations (the other target stays at 0)."""
+    table = pd.read_csv(report.out / "paper" / "tables" / "curve_change.csv")
+    assert len(table) == 11  # 12 cells, hopper 0.1 CQL has no scored seed
+    assert np.allclose(table["change"], 10.0) and set(table["verdict"]) == {RISING}
+    assert np.allclose(table["change_ci_low"], 10.0)
+    cql = _row(table[table["variant"] == "cql"], "hopper-medium", 1.0)
+    assert cql["n_seeds"] == 2 and cql["window"] == 500  # the failed seed is left out; W = one eval interval
+    assert "still rising" in (report.out / "paper" / "tables" / "curve_change.md").read_text()
+
+
+def test_curve_change_uses_the_trials_score_window() -> None:
+    """W comes from the trial's report_window: the final window's mean against the window just before it."""
+    cell = {"run": "r", "profile": "p", "reward_type": "sparse", "task": "reacher2d-medium", "ratio": 1.0}
+    finals, evals = [], []
+    curves = {0: [0, 9, 10, 20, 30, 30, 30], 1: [0, 9, 10, 20, 40, 20, 30]}  # steps 100..700
+    for seed, curve in curves.items():
+        trial = f"dt-s{seed}"
+        finals.append(
+            {
+                **cell,
+                "trial_id": trial,
+                "agent": "dt",
+                "variant": "dt",
+                "seed": seed,
+                "status": "ok",
+                "final_score": 30.0,
+                "rtg_target": 40.0,
+                "extra": json.dumps({"report_window": 250}),
+            }
+        )
+        for i, v in enumerate(curve):
+            evals.append({**cell, "trial_id": trial, "step": 100 * (i + 1), "rtg_target": 40.0, "score_mean": v})
+    changes = curve_change(pd.DataFrame(evals), pd.DataFrame(finals)).set_index("seed")
+    # last 250 steps: 500, 600, 700; the 250 before: 300, 400 (step 200 is outside)
+    assert changes.loc[0, ["window", "last", "previous"]].tolist() == [250, 30.0, 15.0]
+    assert changes.loc[1, "change"] == pytest.approx(30.0 - 15.0)
+
+
+def test_change_verdict_needs_the_whole_interval_on_one_side() -> None:
+    assert change_verdict((0.1, 3.0)) == RISING
+    assert change_verdict((-3.0, -0.1)) == FALLING
+    assert change_verdict((-0.1, 3.0)) == NO_CHANGE
+    assert change_verdict((0.0, 0.0)) == NO_CHANGE  # all seeds flat at the same value
+    assert change_verdict((math.nan, math.nan)) == NO_VERDICT
 
 
 @pytest.mark.slow

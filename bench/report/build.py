@@ -27,7 +27,7 @@ from bench.report.html import FigureEntry, Section, TableEntry, render_index
 from bench.report.load import Results, load_runs, split_by_profile, train_metrics
 from bench.report.render import Table, to_latex, to_markdown
 from bench.report.robust import METRICS, RobustResult, cell_intervals, profiles_frame, robust_results
-from bench.report.stats import cell_stats, learning_curves, scored_mask, select_cell_targets
+from bench.report.stats import cell_stats, curve_change, learning_curves, scored_mask, select_cell_targets
 from bench.report.style import method_colors
 
 TITLE = "lamo-bench report: LaMo vs Decision Transformer and offline RL baselines"
@@ -163,6 +163,11 @@ def _profile_section(
     failed = tables.trials_table(final, profile)
     if failed is not None:
         add_table("failed_trials", failed.table, failed.frame)
+    change = tables.curve_change_table(curve_change(part.evals, final), profile, reps)
+    if change is None:
+        notes.append("no trial was evaluated twice in its last two score windows: no curve-change table")
+    else:
+        add_table("curve_change", change.table, change.frame)
     trial_cols = [
         c
         for c in (

@@ -199,3 +199,54 @@ def learning_curves(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
         mean="mean", std=lambda s: float(np.std(s.to_numpy(float), ddof=STD_DDOF)), n="count"
     )
     return curves.sort_values([*CELL_COLUMNS, "step"]).reset_index(drop=True)
+
+
+def _report_window(extra: Any) -> int | None:
+    """A final row's `report_window` (stored in its `extra` JSON); None when absent or unreadable."""
+    try:
+        value = (json.loads(extra) if isinstance(extra, str) else dict(extra or {})).get("report_window")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def curve_change(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
+    """Per scored trial: how much its score still moved at the end of training (has the curve flattened?).
+
+    The final score is the mean of the evaluations in the last window W of training (the paper's last 20K of
+    100K steps, scaled with the profile). The same mean over the window just before it, (last - 2W, last - W],
+    says whether training was still improving when it stopped: `change` = final-window mean - previous-window
+    mean, at the return-to-go target the cell is scored at. W is at least one evaluation interval, so a short
+    run compares its last evaluation with the one before. NaN change when no evaluation falls in the previous
+    window. One row per trial: the table resamples seeds to give each cell's change an interval.
+    """
+    picked = chosen_target_evals(evals, final)
+    columns = [*CELL_COLUMNS, "agent", "seed", "window", "previous", "last", "change"]
+    if picked.empty:
+        return pd.DataFrame(columns=columns)
+    per_step = picked.groupby(["run", "trial_id", "step"], as_index=False)["score_mean"].mean()
+    rows = []
+    for _, trial in final.loc[scored_mask(final)].iterrows():
+        curve = per_step[(per_step["run"] == trial["run"]) & (per_step["trial_id"] == trial["trial_id"])]
+        steps = np.sort(curve["step"].to_numpy(dtype=int))
+        if len(steps) == 0:
+            continue
+        gap = int(np.min(np.diff(steps))) if len(steps) > 1 else int(steps[0])
+        window = max(_report_window(trial.get("extra")) or gap, gap)
+        last_step = int(steps[-1])
+        s = curve["step"].to_numpy(dtype=int)
+        v = curve["score_mean"].to_numpy(dtype=float)
+        last = v[s > last_step - window]
+        previous = v[(s > last_step - 2 * window) & (s <= last_step - window)]
+        rows.append(
+            {
+                **{c: trial[c] for c in CELL_COLUMNS},
+                "agent": str(trial["agent"]),
+                "seed": int(trial["seed"]),
+                "window": window,
+                "previous": float(np.mean(previous)) if len(previous) else float("nan"),
+                "last": float(np.mean(last)),
+                "change": float(np.mean(last) - np.mean(previous)) if len(previous) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)

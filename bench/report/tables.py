@@ -538,3 +538,112 @@ def improvement_table(frame: pd.DataFrame, profile: str, reps: int) -> Table:
         rows=rows,
         label=f"tab:poi-{profile}",
     )
+
+
+#: Verdicts of `curve_change_table`, keyed by where the change's interval lies.
+RISING, FALLING, NO_CHANGE, NO_VERDICT = "still rising", "falling", "no detectable change", "-"
+
+
+def change_verdict(interval: Interval) -> str:
+    """Rising or falling only when the whole 95% interval is on one side of 0; no interval, no verdict."""
+    lo, hi = interval
+    if math.isnan(lo) or math.isnan(hi):
+        return NO_VERDICT
+    if lo > 0:
+        return RISING
+    if hi < 0:
+        return FALLING
+    return NO_CHANGE
+
+
+def curve_change_table(changes: pd.DataFrame, profile: str, reps: int = DEFAULT_REPS) -> ScoreTable | None:
+    """Has each cell's learning curve flattened? Final-window mean against the window before, over seeds.
+
+    `changes` is `stats.curve_change`'s per-trial frame. None when no trial has a previous window (a run with
+    one evaluation cannot say).
+    """
+    ok = changes.dropna(subset=["change"])
+    if ok.empty:
+        return None
+    from bench.report.stats import task_rank
+
+    agents = dict(zip(ok["variant"], ok["agent"], strict=True))
+    records: list[dict[str, Any]] = []
+    rows: list[list[Cell]] = []
+    rules: set[int] = set()
+    for reward in reward_order(ok["reward_type"]):
+        sub = ok[ok["reward_type"] == reward]
+        keys = sorted(
+            {(str(t), float(r)) for t, r in zip(sub["task"], sub["ratio"], strict=True)},
+            key=lambda k: (task_rank(k[0]), -k[1]),
+        )
+        for task, ratio in keys:
+            cell = sub[(sub["task"] == task) & (sub["ratio"] == ratio)]
+            for m in method_order(cell["variant"], agents):
+                g = cell[cell["variant"] == m].sort_values("seed")
+                d = g["change"].to_numpy(dtype=float)
+                interval = mean_interval(d.reshape(-1, 1), reps) if len(d) > 1 else NO_INTERVAL
+                window = int(g["window"].iloc[0])
+                verdict = change_verdict(interval)
+                records.append(
+                    {
+                        "profile": profile,
+                        "reward_type": reward,
+                        "task": task,
+                        "ratio": ratio,
+                        "variant": m,
+                        "n_seeds": len(d),
+                        "window": window,
+                        "previous": float(g["previous"].mean()),
+                        "last": float(g["last"].mean()),
+                        "change": float(d.mean()),
+                        "change_ci_low": interval[0],
+                        "change_ci_high": interval[1],
+                        "verdict": verdict,
+                    }
+                )
+                rows.append(
+                    [
+                        Cell(reward),
+                        Cell(task),
+                        Cell(format_ratio(ratio)),
+                        Cell(display_name(m)),
+                        Cell(str(len(d))),
+                        Cell(f"{window:g}"),
+                        Cell(f"{g['previous'].mean():.{DECIMALS}f}"),
+                        Cell(f"{g['last'].mean():.{DECIMALS}f}"),
+                        Cell(format_difference(float(d.mean()), interval)),
+                        Cell(verdict, bold=verdict == RISING),
+                    ]
+                )
+            rules.add(len(rows) - 1)
+    caption = (
+        f"Profile '{profile}'. Has training converged? Final window: the mean normalized score over the "
+        "evaluations the final score averages (the last W steps; W scales the paper's last 20K of 100K steps "
+        "and is at least one evaluation interval); previous window: the same over the W steps before it; both "
+        "at the return-to-go target the cell is scored at, averaged over seeds. Change: final - previous, with "
+        f"its 95% bootstrap interval over seeds ({reps} resamples). 'still rising' (bold) when the interval lies "
+        "above 0, 'falling' when below, otherwise 'no detectable change', which is not proof of a plateau when "
+        "the interval is wide; '-': fewer than 2 seeds. A still-rising method was stopped before its curve "
+        "flattened, so its final score understates what longer training gives."
+    )
+    table = Table(
+        title=f"Did the learning curves flatten? (profile: {profile})",
+        caption=caption,
+        header=[
+            "Reward",
+            "Task",
+            "Ratio",
+            "Method",
+            "Seeds",
+            "W (steps)",
+            "Previous window",
+            "Final window",
+            "Change [95% CI]",
+            "Verdict",
+        ],
+        rows=rows,
+        rules_after=rules,
+        label=f"tab:curve-change-{profile}",
+    )
+    return ScoreTable(profile=profile, methods=sorted(set(ok["variant"])), frame=pd.DataFrame(records), table=table)
