@@ -220,24 +220,26 @@ def curve_change(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
     run compares its last evaluation with the one before. NaN change when no evaluation falls in the previous
     window. One row per trial: the table resamples seeds to give each cell's change an interval.
     """
+    from bench.evaluate import final_score
+
     picked = chosen_target_evals(evals, final)
     columns = [*CELL_COLUMNS, "agent", "seed", "window", "previous", "last", "change"]
     if picked.empty:
         return pd.DataFrame(columns=columns)
     per_step = picked.groupby(["run", "trial_id", "step"], as_index=False)["score_mean"].mean()
+    curves = {key: group for key, group in per_step.groupby(["run", "trial_id"])}
     rows = []
     for _, trial in final.loc[scored_mask(final)].iterrows():
-        curve = per_step[(per_step["run"] == trial["run"]) & (per_step["trial_id"] == trial["trial_id"])]
-        steps = np.sort(curve["step"].to_numpy(dtype=int))
-        if len(steps) == 0:
+        curve = curves.get((trial["run"], trial["trial_id"]))
+        if curve is None:
             continue
-        gap = int(np.min(np.diff(steps))) if len(steps) > 1 else int(steps[0])
-        window = max(_report_window(trial.get("extra")) or gap, gap)
-        last_step = int(steps[-1])
         s = curve["step"].to_numpy(dtype=int)
         v = curve["score_mean"].to_numpy(dtype=float)
-        last = v[s > last_step - window]
-        previous = v[(s > last_step - 2 * window) & (s <= last_step - window)]
+        gap = int(np.min(np.diff(np.sort(s)))) if len(s) > 1 else int(s[0])
+        window = max(_report_window(trial.get("extra")) or gap, gap)
+        last = final_score(list(zip(s, v, strict=True)), window)  # the same window the trial's final score used
+        before = int(s.max()) - window
+        previous = v[(s > before - window) & (s <= before)]
         rows.append(
             {
                 **{c: trial[c] for c in CELL_COLUMNS},
@@ -245,8 +247,8 @@ def curve_change(evals: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
                 "seed": int(trial["seed"]),
                 "window": window,
                 "previous": float(np.mean(previous)) if len(previous) else float("nan"),
-                "last": float(np.mean(last)),
-                "change": float(np.mean(last) - np.mean(previous)) if len(previous) else float("nan"),
+                "last": last,
+                "change": last - float(np.mean(previous)) if len(previous) else float("nan"),
             }
         )
     return pd.DataFrame(rows, columns=columns)

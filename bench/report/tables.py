@@ -35,7 +35,7 @@ import pandas as pd
 from bench.report import paper
 from bench.report.render import Cell, Table
 from bench.report.robust import bootstrap_available, cell_intervals, difference_interval, mean_interval
-from bench.report.stats import STD_DDOF
+from bench.report.stats import STD_DDOF, task_rank
 from bench.report.style import display_name, format_ratio, method_order, reward_order
 
 DECIMALS = 1
@@ -565,8 +565,6 @@ def curve_change_table(changes: pd.DataFrame, profile: str, reps: int = DEFAULT_
     ok = changes.dropna(subset=["change"])
     if ok.empty:
         return None
-    from bench.report.stats import task_rank
-
     agents = dict(zip(ok["variant"], ok["agent"], strict=True))
     records: list[dict[str, Any]] = []
     rows: list[list[Cell]] = []
